@@ -1,0 +1,296 @@
+"""`Agent`: the public face of the kernel."""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, final
+
+import anyio
+import pluggy
+
+from . import events as ev
+from ._outcome import Outcome
+from ._plugins import HookFailed, PhaseHook, PluginInfo, blame_caller, impl_owners, load_plugins
+from ._registry import ModelExecutor, ModelRegistrar, Registered, RuntimeRegistrar, ToolFunction, ToolRegistrar, ToolStrategy
+from ._runner import _Run
+from ._serde import JsonCodec, make_converter
+from ._state import Decision, RunState, ToolSpec
+from .errors import AgentError, MissingComponent, PluginLoadError, UnknownRun
+from .hookspecs import PHASES
+from .journal import Journal, MemoryJournal, Started
+
+_log = logging.getLogger("agent_kernel")
+
+_INSTALL_HINT = {
+    "openai": "agent-plugin-openai",
+    "anthropic": "agent-plugin-anthropic",
+    "llamacpp": "agent-plugin-llamacpp",
+    "scripted": "agent-kernel's testing kit (add agent_kernel.testing.ScriptedModel([...]) to plugins)",
+}
+
+
+@final
+class Agent:
+    """An agent: a model string plus a set of plugins, ready to run.
+
+    Args:
+        model: the model string, e.g. "openai:gpt-4o-mini" or "scripted".
+        plugins: plugin objects or modules, registered after the entry-point plugins
+            (so their hooks run first).
+        autoload: load the ``agent_kernel.plugins`` entry points.
+        block: plugin names to skip.
+        instructions: a system message put at the start of every new run.
+
+    Raises:
+        PluginLoadError: a plugin could not be loaded (see the message).
+        ConfigurationError: two plugins registered the same model, tool, strategy or journal.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        plugins: Iterable[object] = (),
+        *,
+        autoload: bool = True,
+        block: Iterable[str] = (),
+        instructions: str | None = None,
+    ) -> None:
+        self.model = model
+        self.instructions = instructions
+        self._log = _log
+        self._pm, self._plugin_infos = load_plugins(plugins, autoload=autoload, block=block)
+        owners = impl_owners(self._pm)
+        hook = self._pm.hook
+        models, tools, runtime = ModelRegistrar(owners), ToolRegistrar(owners), RuntimeRegistrar(owners)
+        for name, registrar in (
+            ("agent_register_models", models),
+            ("agent_register_tools", tools),
+            ("agent_register_runtime", runtime),
+        ):
+            try:
+                getattr(hook, name)(**{getattr(hook, name).spec.argnames[0]: registrar})
+            except AgentError:
+                raise
+            except Exception as exc:
+                plugin = blame_caller(getattr(hook, name), exc)
+                raise PluginLoadError(f"plugin {plugin!r} failed in {name}: {type(exc).__name__}: {exc}") from exc
+        self._models = models
+        self._executors: dict[str, tuple[ModelExecutor, str]] = {}
+        self._tools: dict[str, tuple[ToolSpec, ToolFunction]] = tools.tools
+        self._tool_specs = tuple(spec for spec, _ in tools.tools.values())
+        self._tool_view: tuple[Any, tuple[ToolSpec, ...]] = (None, self._tool_specs)
+        self._strategy: ToolStrategy | None = runtime.strategy.item if runtime.strategy else None
+        journal: Journal = runtime.journal.item if runtime.journal else MemoryJournal()
+        self._state_keys = {name: r.item for name, r in runtime.state_keys.items()}
+        self._approvers: list[Registered] = runtime.approvers
+        self.converter = make_converter(self._state_keys)
+        hook.agent_configure_converter(converter=self.converter)
+        self.codec = JsonCodec(self.converter)
+        journal.bind(self.codec)
+        self._journal = journal
+        self._phases = {phase: PhaseHook(self._pm, phase) for phase in PHASES}
+        self._observers = [
+            (impl.function, impl.plugin_name) for impl in reversed(hook.agent_on_event.get_hookimpls())
+        ]
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager:
+        """This agent's own pluggy `PluginManager` (never shared between agents)."""
+        return self._pm
+
+    @property
+    def plugins(self) -> Mapping[str, PluginInfo]:
+        """Loaded plugins by name, with distribution, version and implemented hooks."""
+        return dict(self._plugin_infos)
+
+    @property
+    def journal(self) -> Journal:
+        """The journal runs are recorded in."""
+        return self._journal
+
+    @property
+    def tools(self) -> tuple[ToolSpec, ...]:
+        """Every registered tool."""
+        return self._tool_specs
+
+    async def run(self, input: str, *, run_id: str | None = None, timeout: float | None = None) -> Outcome:
+        """Run the agent on `input` until it completes, stops, suspends, fails or is cancelled.
+
+        Args:
+            input: the user's message.
+            run_id: the run's id (generated when omitted); the handle for `resume`.
+            timeout: seconds after which the run is cancelled (outcome ``cancelled``).
+
+        Returns:
+            The `Outcome`. Plugin failures become outcome ``error``, never exceptions.
+
+        Raises:
+            AgentError: the run id is already taken, or no model was given.
+        """
+        return await self._invoke(input, run_id, None, {}, timeout)
+
+    async def resume(self, run_id: str, *, decisions: Mapping[str, Decision] | None = None, timeout: float | None = None) -> Outcome:
+        """Continue `run_id` from its first uncommitted phase.
+
+        Recorded LLM responses are not requested again and recorded tool results are
+        not re-run; a finished run returns the same outcome without any call.
+
+        Args:
+            run_id: the run to continue.
+            decisions: `Approve` / `Deny` by approval request id; a decision already
+                applied is ignored.
+            timeout: seconds after which this invocation is cancelled.
+
+        Raises:
+            UnknownRun: the journal has no such run.
+        """
+        return await self._invoke(None, run_id, None, decisions or {}, timeout)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        input: str | None = None,
+        *,
+        run_id: str | None = None,
+        resume: bool = False,
+        decisions: Mapping[str, Decision] | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[EventStream]:
+        """Run (or, with ``resume=True``, resume `run_id`) and stream its events.
+
+        Usage::
+
+            async with agent.stream("hi") as events:
+                async for event in events:
+                    ...
+            events.outcome  # once the stream is exhausted
+
+        Leaving the block early cancels the run (it stays resumable).
+        """
+        if resume and run_id is None:
+            raise AgentError("stream(resume=True) needs the run_id to resume")
+        send, receive = anyio.create_memory_object_stream[ev.Event](math.inf)
+        stream = EventStream(receive)
+
+        async def drive() -> None:
+            with send:
+                stream.outcome = await self._invoke(
+                    None if resume else input, run_id, send.send_nowait, decisions or {}, timeout, resume=resume
+                )
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(drive)
+            try:
+                yield stream
+            finally:
+                if stream.outcome is None:
+                    tg.cancel_scope.cancel()
+                receive.close()
+
+    # ------------------------------------------------------------------ internals
+
+    async def _invoke(
+        self,
+        input: str | None,
+        run_id: str | None,
+        sink: Any,
+        decisions: Mapping[str, Decision],
+        timeout: float | None,
+        *,
+        resume: bool | None = None,
+    ) -> Outcome:
+        resuming = input is None if resume is None else resume
+        if resuming:
+            if run_id is None:
+                raise AgentError("resume needs a run_id")
+            entries = await self._journal.load(run_id)
+            if not entries:
+                raise UnknownRun(f"no run {run_id!r} in the journal ({type(self._journal).__name__})")
+            attempt = await self._journal.claim(run_id)
+            model = next((e.model for e in entries if isinstance(e, Started)), self.model or "")
+            start = Started(attempt, model)
+        else:
+            if self.model is None:
+                raise AgentError("no model: pass Agent(model=...)")
+            run_id = run_id or uuid.uuid4().hex
+            entries = []
+            attempt = await self._journal.claim(run_id)
+            if attempt != 1:
+                raise AgentError(f"run id {run_id!r} is already taken; use resume() to continue it")
+            start = Started(1, self.model, input, self.instructions)
+        run = _Run(self, run_id, attempt, sink)
+        return await run.invoke(entries, start, decisions, timeout)
+
+    def _executor(self, model: str) -> tuple[ModelExecutor, str]:
+        found = self._executors.get(model)
+        if found is not None:
+            return found
+        exact = self._models.exact.get(model)
+        if exact is not None:
+            found = (exact.item, exact.plugin)
+        else:
+            for prefix, registered in self._models.prefixes.items():
+                if model.startswith(prefix):
+                    found = (registered.item(model[len(prefix) :]), registered.plugin)
+                    break
+        if found is None:
+            family = model.split(":", 1)[0]
+            hint = _INSTALL_HINT.get(family, f"a plugin that registers {family!r} models")
+            known = ", ".join(sorted([*self._models.exact, *(p + "*" for p in self._models.prefixes)])) or "none"
+            raise MissingComponent(f"no LLM executor for model {model!r} (registered: {known}); install {hint}")
+        self._executors[model] = found
+        return found
+
+    def _visible_tools(self, state: RunState) -> tuple[ToolSpec, ...]:
+        key = (state.excluded_tools, state.only_tools)
+        cached_key, specs = self._tool_view
+        if cached_key == key:
+            return specs
+        only = state.only_tools
+        specs = tuple(
+            spec
+            for spec in self._tool_specs
+            if spec.name not in state.excluded_tools and (only is None or spec.name in only)
+        )
+        self._tool_view = (key, specs)
+        return specs
+
+    def _wraps(self, hook_name: str, **kwargs: Any) -> list[AbstractAsyncContextManager[Any]]:
+        return self._call_hook(hook_name, kwargs) or []
+
+    def _decide(self, hook_name: str, **kwargs: Any) -> Any:
+        return self._call_hook(hook_name, kwargs)
+
+    def _call_hook(self, hook_name: str, kwargs: dict[str, Any]) -> Any:
+        """Call a decision or wrap hook through pluggy; attribute a failure to its plugin."""
+        caller = getattr(self._pm.hook, hook_name)
+        if not caller.get_hookimpls():
+            return None
+        try:
+            return caller(**kwargs)
+        except Exception as exc:
+            raise HookFailed(blame_caller(caller, exc), hook_name, exc) from exc
+
+
+class EventStream:
+    """The async iterator `Agent.stream` yields; `outcome` is set when the run ends."""
+
+    def __init__(self, receive: Any) -> None:
+        self._receive = receive
+        self.outcome: Outcome | None = None
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> ev.Event:
+        try:
+            return await self._receive.receive()  # type: ignore[no-any-return]
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+

@@ -1,0 +1,126 @@
+"""Pure functions from patches to state: `fold`, `merge_concurrent`, `resolve_call`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from . import patches as p
+from ._state import ApprovalRequest, RunState, StopInfo, ToolCall
+from .errors import PatchConflict
+
+
+def fold(state: RunState, patch_list: Sequence[p.Patch], *, call: ToolCall | None = None) -> RunState:
+    """Apply `patch_list` to `state` in order and return the new state.
+
+    Pure and deterministic: the same state and patches always give an equal state.
+    Tool-scoped patches (Block, ProvideResult, RewriteArguments, Remind) leave the state
+    as it is (`resolve_call` reads them); `Suspend` adds an approval request for `call`.
+    """
+    if not patch_list:
+        return state
+    changes: dict[str, Any] = {}
+    data: dict[str, Any] | None = None
+    for patch in patch_list:
+        kind = type(patch)
+        if kind is p.AppendMessages:
+            changes["messages"] = changes.get("messages", state.messages).extend(patch.messages)
+        elif kind is p.SetData or kind is p.IncrementData:
+            if data is None:
+                data = dict(state.data)
+            key = patch.key
+            if kind is p.SetData:
+                data[key.name] = patch.value
+            else:
+                data[key.name] = data.get(key.name, key.default) + patch.by
+        elif kind is p.InjectContext:
+            changes["context"] = changes.get("context", state.context) + (patch.text,)
+        elif kind is p.ExcludeTools:
+            changes["excluded_tools"] = changes.get("excluded_tools", state.excluded_tools) | patch.names
+        elif kind is p.OnlyTools:
+            changes["only_tools"] = patch.names
+        elif kind is p.Stop:
+            if changes.get("stop", state.stop) is None:
+                changes["stop"] = StopInfo(patch.code, patch.detail)
+        elif kind is p.Suspend:
+            if call is None:
+                raise ValueError("Suspend needs the tool call it suspends")
+            pending = changes.get("pending", state.pending)
+            request_id = f"{state.run_id}/{state.step}/{call.id}"
+            if all(r.id != request_id for r in pending):
+                request = ApprovalRequest(request_id, call, call.name, patch.reason, state.step)
+                changes["pending"] = pending + (request,)
+    if data is not None:
+        changes["data"] = data
+    return attrs.evolve(state, **changes) if changes else state
+
+
+def merge_concurrent(batches: Sequence[Sequence[p.Patch]], call_ids: Sequence[str]) -> list[list[p.Patch]]:
+    """Merge patch lists of tool calls that ran concurrently on one snapshot.
+
+    `batches[i]` belongs to `call_ids[i]`, in call order. A `SetData` on a key that
+    an earlier call of the batch also set follows the key's merge rule: "error"
+    raises `PatchConflict`, "last" keeps the later value, a function replaces the
+    later patch by `SetData(key, rule(earlier, later))`. Everything else is unchanged.
+    """
+    written: dict[str, tuple[str, Any]] = {}
+    merged: list[list[p.Patch]] = []
+    for call_id, batch in zip(call_ids, batches, strict=True):
+        out: list[p.Patch] = []
+        for patch in batch:
+            if type(patch) is p.SetData:
+                key = patch.key
+                if key.name in written:
+                    first_call, earlier = written[key.name]
+                    rule = key.merge
+                    if rule == "error":
+                        raise PatchConflict(
+                            f"tool calls {first_call!r} and {call_id!r} ran concurrently and both "
+                            f"set {key.name!r}; give the StateKey a merge rule ('last' or a function) "
+                            "or run the tools sequentially"
+                        )
+                    if callable(rule):
+                        patch = p.SetData(key, rule(earlier, patch.value))
+                written[key.name] = (call_id, patch.value)
+            out.append(patch)
+        merged.append(out)
+    return merged
+
+
+@attrs.frozen
+class CallPlan:
+    """What the before-hooks decided for one tool call."""
+
+    action: str  # "run", "block", "provide", "suspend"
+    arguments: Any = None
+    content: str = ""
+    is_error: bool = False
+
+
+def resolve_call(call: ToolCall, patch_list: Sequence[p.Patch]) -> CallPlan:
+    """Decide a tool call's fate from its BeforeToolExecute patches.
+
+    The first `Block` or `ProvideResult` in call order wins; otherwise any `Suspend`
+    suspends; otherwise the call runs, with the arguments of the last
+    `RewriteArguments`, if any.
+    """
+    arguments = call.arguments
+    suspend = False
+    for patch in patch_list:
+        kind = type(patch)
+        if kind is p.Block:
+            return CallPlan("block", arguments, patch.reason, True)
+        if kind is p.ProvideResult:
+            return CallPlan("provide", arguments, patch.content, patch.is_error)
+        if kind is p.Suspend:
+            suspend = True
+        elif kind is p.RewriteArguments:
+            arguments = patch.arguments
+    return CallPlan("suspend" if suspend else "run", arguments)
+
+
+def reminders(patch_list: Sequence[p.Patch]) -> tuple[str, ...]:
+    """The `Remind` texts among `patch_list`, in order."""
+    return tuple(patch.text for patch in patch_list if type(patch) is p.Remind)

@@ -1,0 +1,259 @@
+"""Plugin loading and the phase-hook caller.
+
+One `PluginManager` per Agent, made by `load_plugins`: entry points of the group
+`agent_kernel.plugins` (unless autoload is off), then the plugins passed in code.
+Loading is strict: duplicate names and unknown ``agent_*`` hooks fail at once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from types import CodeType, ModuleType
+from typing import Any
+
+import pluggy
+from attrs import frozen
+
+from . import hookspecs
+from .errors import PluginError, PluginLoadError
+from .patches import ALLOWED, Patch
+
+GROUP = "agent_kernel.plugins"
+ENV_DISABLE = "AGENT_KERNEL_DISABLE_PLUGIN_AUTOLOAD"
+ENV_ALLOW = "AGENT_KERNEL_PLUGINS"
+ENV_TRACE = "AGENT_KERNEL_TRACE_HOOKS"
+
+
+class _Manager(pluggy.PluginManager):
+    """Treats every callable ``agent_*`` attribute as a hook implementation.
+
+    So a mistyped hook name, marked or not, is caught by `check_pending`.
+    """
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name.startswith("agent_"):
+            method = getattr(plugin, name, None)
+            if inspect.isroutine(method):
+                return pluggy.HookimplOpts(
+                    wrapper=False, hookwrapper=False, optionalhook=False, tryfirst=False, trylast=False, specname=None
+                )
+        return opts
+
+
+@frozen
+class PluginInfo:
+    """A loaded plugin, for `agent-kernel plugins` and error messages."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+
+
+def plugin_name(plugin: object) -> str:
+    """The name a plugin object registers under: its ``name`` attribute, module or class name."""
+    name = getattr(plugin, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    if isinstance(plugin, ModuleType):
+        return plugin.__name__
+    return type(plugin).__name__ if not isinstance(plugin, type) else plugin.__name__
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.strip().lower() not in ("", "0", "false", "no")
+
+
+def load_plugins(
+    plugins: Iterable[object] = (), *, autoload: bool = True, block: Iterable[str] = ()
+) -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
+    """Build a plugin manager with the entry-point plugins and `plugins`.
+
+    Entry points load first, so the plugins given in code run before them (LIFO).
+    `block` skips plugins by name. ``AGENT_KERNEL_DISABLE_PLUGIN_AUTOLOAD`` turns
+    autoload off; ``AGENT_KERNEL_PLUGINS`` (comma-separated) allows only those
+    entry points (empty allows none).
+
+    Raises:
+        PluginLoadError: duplicate names, an entry point that fails to import, a hook
+            name no spec declares, or an old-style ``hookwrapper``.
+    """
+    pm = _Manager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    blocked = set(block)
+    infos: dict[str, PluginInfo] = {}
+    sources: dict[str, tuple[str | None, str | None]] = {}
+
+    def register(obj: object, name: str, dist: str | None, version: str | None) -> None:
+        if name in blocked:
+            return
+        if name in sources or pm.get_plugin(name) is not None:
+            other = sources.get(name, (None, None))[0] or "code"
+            raise PluginLoadError(
+                f"two plugins are named {name!r} (from {other} and {dist or 'code'}); "
+                "give one a different name or block one"
+            )
+        sources[name] = (dist, version)
+        try:
+            pm.register(obj, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginLoadError(f"plugin {name!r}: {exc}") from exc
+
+    if autoload and not _truthy(os.environ.get(ENV_DISABLE)):
+        allow_env = os.environ.get(ENV_ALLOW)
+        allow = None if allow_env is None else {n.strip() for n in allow_env.split(",") if n.strip()}
+        from importlib_metadata import entry_points
+
+        seen: dict[str, str] = {}
+        for ep in entry_points(group=GROUP):
+            dist = ep.dist.name if ep.dist else None
+            if ep.name in seen:
+                raise PluginLoadError(
+                    f"entry point {ep.name!r} in group {GROUP!r} is declared by both "
+                    f"{seen[ep.name]} and {dist}; uninstall one or block it"
+                )
+            seen[ep.name] = dist or "?"
+            if ep.name in blocked or (allow is not None and ep.name not in allow):
+                continue
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                raise PluginLoadError(f"entry point {ep.name!r} ({ep.value}) from {dist} failed to load: {exc!r}") from exc
+            register(obj, ep.name, dist, ep.dist.version if ep.dist else None)
+
+    for obj in plugins:
+        register(obj, plugin_name(obj), None, None)
+
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginLoadError(
+            f"plugin {exc.plugin_name if hasattr(exc, 'plugin_name') else '?'}: {exc}. "
+            "Hook names start with 'agent_'; see agent_kernel.hookspecs for the list"
+        ) from exc
+    for hook_name in dir(pm.hook):
+        caller = getattr(pm.hook, hook_name)
+        for impl in caller.get_hookimpls() if isinstance(caller, pluggy.HookCaller) else ():
+            if impl.hookwrapper:
+                raise PluginLoadError(
+                    f"plugin {impl.plugin_name!r}: {hook_name} uses old-style hookwrapper=True; use wrapper=True"
+                )
+
+    for name, (dist, version) in sources.items():
+        plugin = pm.get_plugin(name)
+        hooks = tuple(sorted(impl.name for impl in pm.get_hookcallers(plugin) or ()))
+        infos[name] = PluginInfo(name, dist, version, hooks)
+
+    if _truthy(os.environ.get(ENV_TRACE)):
+        pm.trace.root.setwriter(sys.stderr.write)
+        pm.enable_tracing()
+    return pm, infos
+
+
+def impl_owners(pm: pluggy.PluginManager) -> dict[CodeType, str]:
+    """Map each hook implementation's code object to its plugin name."""
+    owners: dict[CodeType, str] = {}
+    for plugin in pm.get_plugins():
+        name = pm.get_name(plugin) or "?"
+        for caller in pm.get_hookcallers(plugin) or ():
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin:
+                    code = getattr(impl.function, "__code__", None)
+                    if code is not None:
+                        owners[code] = name
+    return owners
+
+
+class HookFailed(Exception):
+    """A hook implementation raised; carries the plugin and hook for the outcome."""
+
+    def __init__(self, plugin: str, hook: str, error: BaseException) -> None:
+        super().__init__(f"{plugin}.{hook} raised {type(error).__name__}: {error}")
+        self.plugin = plugin
+        self.hook = hook
+        self.error = error
+
+
+class PhaseHook:
+    """Calls one phase hook and returns its validated patches with their sources.
+
+    Implementations are called in pluggy's order (tryfirst, LIFO, trylast) straight
+    from `HookCaller.get_hookimpls()`, so each result and exception is attributed to
+    its plugin. If a wrapper is registered, or tracing is on, the call goes through
+    pluggy's own caller instead (results then cannot be attributed one by one).
+    """
+
+    __slots__ = ("name", "hook", "impls", "is_async", "via_pluggy", "allowed", "caller", "argnames")
+
+    def __init__(self, pm: pluggy.PluginManager, phase: str) -> None:
+        self.name = "agent_" + phase
+        self.allowed = ALLOWED[phase]
+        caller = getattr(pm.hook, self.name)
+        self.caller = caller
+        self.argnames = tuple(caller.spec.argnames) if caller.spec else ()
+        impls = list(reversed(caller.get_hookimpls()))
+        self.via_pluggy = any(i.wrapper or i.hookwrapper for i in impls) or _truthy(os.environ.get(ENV_TRACE))
+        self.impls = [(i.function, self._positions(i.argnames), i.plugin_name) for i in impls]
+        self.is_async = any(inspect.iscoroutinefunction(i.function) for i in impls)
+
+    def _positions(self, names: Sequence[str]) -> tuple[int, ...]:
+        return tuple(self.argnames.index(n) for n in names)
+
+    def __bool__(self) -> bool:
+        return bool(self.impls)
+
+    def call_sync(self, args: tuple[Any, ...]) -> list[tuple[str, Any]]:
+        """Call every implementation; return (plugin, raw result) pairs, None dropped."""
+        if self.via_pluggy:
+            return self._via_pluggy(args)
+        out = []
+        for function, positions, plugin in self.impls:
+            try:
+                if len(positions) == 1:
+                    result = function(args[positions[0]])
+                else:
+                    result = function(*[args[i] for i in positions])
+            except Exception as exc:
+                raise HookFailed(plugin, self.name, exc) from exc
+            if result is not None:
+                out.append((plugin, result))
+        return out
+
+    def _via_pluggy(self, args: tuple[Any, ...]) -> list[tuple[str, Any]]:
+        try:
+            results = self.caller(**dict(zip(self.argnames, args, strict=True)))
+        except Exception as exc:
+            raise HookFailed(blame_caller(self.caller, exc), self.name, exc) from exc
+        return [("?", result) for result in results]
+
+    def validate(self, plugin: str, result: Any) -> list[Patch]:
+        """Check a result's shape and legality; raise `PluginError` naming the plugin."""
+        if not isinstance(result, (list, tuple)):
+            raise PluginError(
+                f"returned {type(result).__name__}; a phase hook returns a list of patches or None",
+                plugin=plugin,
+                hook=self.name,
+            )
+        for patch in result:
+            if type(patch) not in self.allowed:
+                what = type(patch).__name__ if isinstance(patch, Patch) else f"non-patch {patch!r}"
+                legal = ", ".join(sorted(t.__name__ for t in self.allowed))
+                raise PluginError(f"returned {what}, which {self.name} does not accept (legal: {legal})", plugin=plugin, hook=self.name)
+        return list(result)
+
+
+def blame_caller(caller: pluggy.HookCaller, exc: BaseException) -> str:
+    """The plugin whose implementation of `caller` appears in `exc`'s traceback."""
+    codes = {getattr(i.function, "__code__", None): i.plugin_name for i in caller.get_hookimpls()}
+    tb = exc.__traceback__
+    found = "?"
+    while tb is not None:
+        name = codes.get(tb.tb_frame.f_code)
+        if name is not None:
+            found = name
+        tb = tb.tb_next
+    return found

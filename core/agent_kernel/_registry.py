@@ -1,0 +1,206 @@
+"""Registrars handed to the registration hooks, and the protocols of what they hold.
+
+Every registered item records the plugin it came from. The registrar finds the
+calling plugin by looking up the hook implementation's code object on the call
+stack, so plugin authors never repeat their own name.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import CodeType
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from attrs import frozen
+
+from ._state import ApprovalRequest, Decision, Request, Response, RunState, StateKey, ToolCall, ToolResult, ToolSpec
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .journal import Journal
+
+
+class Deltas(Protocol):
+    """Where an executor reports streamed pieces of its answer as they arrive."""
+
+    def text(self, text: str) -> None:
+        """A piece of assistant text."""
+
+    def tool_call(self, index: int, call_id: str, name: str, arguments: str) -> None:
+        """A piece of tool call `index`: its id and name (once known) and an argument fragment."""
+
+
+@runtime_checkable
+class ModelExecutor(Protocol):
+    """Runs one inference. Raise `InferenceError` (with `retryable`) on failure."""
+
+    async def infer(self, request: Request, deltas: Deltas) -> Response: ...
+
+
+@frozen
+class ToolContext:
+    """What a running tool may know about its call.
+
+    `idempotency_key` is stable across retries and resumes: `run_id:step:call_id`.
+    """
+
+    run_id: str
+    step: int
+    call_id: str
+    attempt: int
+    state: RunState
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run_id}:{self.step}:{self.call_id}"
+
+
+ToolFunction = Callable[[Mapping[str, Any], ToolContext], Awaitable[ToolResult]]
+
+
+@runtime_checkable
+class ToolStrategy(Protocol):
+    """Decides how the ready tool calls of a step run.
+
+    `run` must await `execute(call)` exactly once for every call and return only
+    when all have finished. `concurrent` says whether calls may overlap; the kernel
+    then evaluates their hooks on one snapshot and merges their patches in call order.
+    """
+
+    concurrent: bool
+
+    async def run(self, calls: Sequence[ToolCall], execute: Callable[[ToolCall], Awaitable[None]]) -> None: ...
+
+
+Approver = Callable[[ApprovalRequest, RunState], Awaitable[Decision | None]]
+
+
+@frozen
+class Registered:
+    """A registered item and the plugin it came from."""
+
+    item: Any
+    plugin: str
+
+
+class _Registrar:
+    """Base: finds the calling plugin from the hook implementation on the stack."""
+
+    def __init__(self, owners: Mapping[CodeType, str]) -> None:
+        self._owners = owners
+
+    def _caller(self) -> str:
+        frame = sys._getframe(2)
+        while frame is not None:
+            owner = self._owners.get(frame.f_code)
+            if owner is not None:
+                return owner
+            frame = frame.f_back  # type: ignore[assignment]
+        return "<direct>"
+
+
+class ModelRegistrar(_Registrar):
+    """Passed to `agent_register_models`: maps model strings to executors."""
+
+    def __init__(self, owners: Mapping[CodeType, str]) -> None:
+        super().__init__(owners)
+        self.exact: dict[str, Registered] = {}
+        self.prefixes: dict[str, Registered] = {}
+
+    def add(self, name: str, executor: ModelExecutor) -> None:
+        """Serve the model string `name` exactly (e.g. "scripted") with `executor`."""
+        self._put(self.exact, name, executor)
+
+    def add_prefix(self, prefix: str, factory: Callable[[str], ModelExecutor]) -> None:
+        """Serve every model string starting with `prefix` (e.g. "openai:").
+
+        `factory(rest)` is called lazily, once per model string, with the part after
+        the prefix, and returns the executor.
+        """
+        self._put(self.prefixes, prefix, factory)
+
+    def _put(self, table: dict[str, Registered], key: str, item: Any) -> None:
+        plugin = self._caller()
+        if key in table and table[key].plugin != plugin:
+            raise ConfigurationError(
+                f"model {key!r} is registered by both {table[key].plugin!r} and {plugin!r}; block one of them"
+            )
+        table[key] = Registered(item, plugin)
+
+
+class ToolRegistrar(_Registrar):
+    """Passed to `agent_register_tools`: the tools the model may call."""
+
+    def __init__(self, owners: Mapping[CodeType, str]) -> None:
+        super().__init__(owners)
+        self.tools: dict[str, tuple[ToolSpec, ToolFunction]] = {}
+
+    def add(self, spec: ToolSpec, function: ToolFunction) -> None:
+        """Offer the tool `spec` to the model; `function(arguments, context)` runs it.
+
+        `function` raises `ToolInputError` for invalid arguments; any other exception
+        goes to the `agent_on_tool_error` decision.
+        """
+        plugin = self._caller()
+        if spec.name in self.tools:
+            other = self.tools[spec.name][0].plugin
+            raise ConfigurationError(f"tool {spec.name!r} is registered by both {other!r} and {plugin!r}")
+        if not spec.plugin:
+            spec = ToolSpec(spec.name, spec.description, spec.parameters, spec.idempotent, plugin)
+        self.tools[spec.name] = (spec, function)
+
+
+class RuntimeRegistrar(_Registrar):
+    """Passed to `agent_register_runtime`: the run's machinery.
+
+    One tool strategy and one journal per agent (registering a second, different one
+    is an error naming both plugins); any number of state keys and approvers.
+    """
+
+    def __init__(self, owners: Mapping[CodeType, str]) -> None:
+        super().__init__(owners)
+        self.strategy: Registered | None = None
+        self.journal: Registered | None = None
+        self.state_keys: dict[str, Registered] = {}
+        self.approvers: list[Registered] = []
+
+    def set_tool_strategy(self, strategy: ToolStrategy) -> None:
+        """Use `strategy` to run each step's tool calls."""
+        self.strategy = self._single("tool strategy", self.strategy, strategy)
+
+    def set_journal(self, journal: Journal) -> None:
+        """Journal runs in `journal` instead of the in-memory default."""
+        self.journal = self._single("journal", self.journal, journal)
+
+    def add_state_key(self, key: StateKey[Any]) -> None:
+        """Declare a plugin `StateKey` so its values (de)serialise with its type."""
+        plugin = self._caller()
+        known = self.state_keys.get(key.name)
+        if known is not None and known.item is not key:
+            raise ConfigurationError(f"state key {key.name!r} is declared by both {known.plugin!r} and {plugin!r}")
+        self.state_keys[key.name] = Registered(key, plugin)
+
+    def add_approver(self, approver: Approver) -> None:
+        """Ask `approver(request, state)` before suspending; the first non-None decision applies."""
+        self.approvers.append(Registered(approver, self._caller()))
+
+    def _single(self, what: str, current: Registered | None, item: Any) -> Registered:
+        plugin = self._caller()
+        if current is not None and current.item != item:
+            raise ConfigurationError(f"{what} is registered by both {current.plugin!r} and {plugin!r}; block one")
+        return Registered(item, plugin)
+
+
+class CommandRegistrar(_Registrar):
+    """Passed to `agent_register_commands`: extra `agent-kernel` subcommands."""
+
+    def __init__(self, owners: Mapping[CodeType, str]) -> None:
+        super().__init__(owners)
+        self.commands: dict[str, Registered] = {}
+
+    def add(self, name: str, configure: Callable[[Any], None], run: Callable[[Any], int], help: str = "") -> None:
+        """Add subcommand `name`: `configure(parser)` adds arguments, `run(args)` returns the exit code."""
+        if name in self.commands:
+            raise ConfigurationError(f"command {name!r} is registered by both {self.commands[name].plugin!r} and {self._caller()!r}")
+        self.commands[name] = Registered((configure, run, help), self._caller())

@@ -1,0 +1,651 @@
+"""The runner: advances one invocation of a run through its phases.
+
+Everything that changes a run is a journal entry. `_Run.apply` folds one entry into
+the state and the cursor (where the run is); a live run commits each entry with
+`commit` (buffer + apply) and a resume replays the loaded entries through the very
+same `apply`. So a resumed run is, by construction, where the crashed one was.
+Buffered entries are written (`flush`) before every side effect: an inference, a
+tool call, the end of the invocation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from . import events as ev
+from ._fold import CallPlan, fold, merge_concurrent, reminders, resolve_call
+from ._log import Chain, Log
+from ._outcome import Outcome, Stats
+from ._plugins import HookFailed, PhaseHook, blame_caller
+from ._registry import ToolContext
+from ._state import (
+    Approve,
+    Decision,
+    Deny,
+    Message,
+    Request,
+    Response,
+    RunState,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    Usage,
+)
+from .errors import InferenceError, MissingComponent, PatchConflict, PluginError, StaleAttempt, ToolInputError, UnknownRequest
+from .hookspecs import Context, Fallback, Retry
+from .journal import Committed, Decided, Ended, Entry, ErrorInfo, Inferred, Intended, Retried, Started, ToolDone
+from .patches import Patch
+
+if TYPE_CHECKING:
+    from ._agent import Agent
+
+FINAL = frozenset({"completed", "stopped"})
+UNKNOWN_OUTCOME = (
+    "The outcome of this tool call is unknown: the run was interrupted while it ran and "
+    "the tool is not idempotent, so it was not run again. Check before retrying."
+)
+
+
+class _Failure(Exception):
+    """Ends the invocation with outcome error and this `ErrorInfo`."""
+
+    def __init__(self, info: ErrorInfo) -> None:
+        super().__init__(info.message)
+        self.info = info
+
+
+class _Deltas:
+    """The `Deltas` sink given to executors: turns pieces into events."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+
+    def text(self, text: str) -> None:
+        if self.run.listening:
+            self.run.emit(ev.TextDelta, text)
+
+    def tool_call(self, index: int, call_id: str, name: str, arguments: str) -> None:
+        if self.run.listening:
+            self.run.emit(ev.ToolCallDelta, index, call_id, name, arguments)
+
+
+class _Run:
+    """One invocation of one run. Private: `Agent` is the public face."""
+
+    def __init__(self, agent: Agent, run_id: str, attempt: int, sink: Callable[[ev.Event], None] | None) -> None:
+        self.agent = agent
+        self.run_id = run_id
+        self.attempt = attempt
+        self.journal = agent._journal
+        self.sink = sink
+        self.observers = list(agent._observers)
+        self.listening = sink is not None or bool(self.observers)
+        self.buffer: list[Entry] = []
+        self.lock = anyio.Lock()
+        self.position = 0  # entries applied (loaded + committed)
+        self.event_base = -1
+        self.event_n = 0
+        # -- state and cursor (changed only by `apply`) --
+        self.state: RunState = RunState(run_id, agent.model or "", Log())
+        self.phase: str | None = None  # last committed step-level phase
+        self.response: Response | None = None
+        self.calls: tuple[ToolCall, ...] = ()
+        self.plans: dict[str, CallPlan] = {}
+        self.results: dict[str, ToolResult] = {}
+        self.intended: set[str] = set()
+        self.done: set[str] = set()
+        self.requests_seen: set[str] = set()
+        self.decided: set[str] = set()
+        self.ended: str | None = None
+        self.steps = self.llm_calls = self.tool_calls = self.tool_errors = self.retries = 0
+
+    # ------------------------------------------------------------------ folding
+
+    def apply(self, entry: Entry) -> None:
+        """Fold one journal entry into the state and the cursor (live and replay alike)."""
+        self.position += 1
+        kind = type(entry)
+        if kind is Committed:
+            self._apply_commit(entry)  # type: ignore[arg-type]
+        elif kind is Inferred:
+            self.response = entry.response  # type: ignore[attr-defined]
+            self.llm_calls += 1
+        elif kind is Intended:
+            self.intended.add(entry.call_id)  # type: ignore[attr-defined]
+            self.tool_calls += 1
+        elif kind is ToolDone:
+            self.results[entry.call_id] = entry.result  # type: ignore[attr-defined]
+            self.tool_errors += entry.result.is_error  # type: ignore[attr-defined]
+        elif kind is Decided:
+            self._apply_decision(entry)  # type: ignore[arg-type]
+        elif kind is Retried:
+            self.retries += 1
+        elif kind is Started:
+            self._apply_start(entry)  # type: ignore[arg-type]
+        elif kind is Ended:
+            self.ended = entry.reason  # type: ignore[attr-defined]
+            self.state = attrs.evolve(self.state, status=entry.reason)  # type: ignore[attr-defined]
+
+    def _apply_start(self, entry: Started) -> None:
+        if entry.attempt == 1:
+            messages: list[Message] = []
+            if entry.instructions:
+                messages.append(Message("system", entry.instructions))
+            if entry.input is not None:
+                messages.append(Message("user", entry.input))
+            self.state = RunState(self.run_id, entry.model, Log(messages))
+        else:
+            self.state = attrs.evolve(self.state, status="running")
+
+    def _apply_commit(self, entry: Committed) -> None:
+        phase = entry.phase
+        state = self.state
+        if phase == "step_start":
+            self.steps += 1
+            self.response, self.calls = None, ()
+            self.plans, self.results, self.intended, self.done = {}, {}, set(), set()
+            state = attrs.evolve(state, step=entry.step, context=())
+        elif phase == "after_inference":
+            response = self.response
+            assert response is not None, "after_inference committed without a recorded response"
+            self.calls = response.message.tool_calls
+            state = attrs.evolve(
+                state, messages=state.messages.append(response.message), usage=state.usage + response.usage, context=()
+            )
+        elif phase == "before_tool_execute":
+            call = self._call(entry.call_id)
+            plan = resolve_call(call, entry.patches)
+            self.plans[call.id] = plan
+            if plan.action in ("block", "provide"):
+                self.results[call.id] = ToolResult(plan.content, plan.is_error)
+            elif plan.action == "suspend":
+                self.requests_seen.add(f"{self.run_id}/{entry.step}/{call.id}")
+            self.state = fold(state, entry.patches, call=call)
+            self.phase = phase
+            return
+        elif phase == "after_tool_execute":
+            call_id = entry.call_id or ""
+            result = self.results[call_id]
+            content = result.content
+            for text in reminders(entry.patches):
+                content += f"\n\n<system-reminder>{text}</system-reminder>"
+            message = Message("tool", content, tool_call_id=call_id, is_error=result.is_error)
+            state = attrs.evolve(state, messages=state.messages.append(message))
+            self.done.add(call_id)
+        if phase in ("run_start", "run_end"):
+            self.state = fold(state, entry.patches)
+            return
+        self.state = fold(state, entry.patches)
+        self.phase = phase
+
+    def _apply_decision(self, entry: Decided) -> None:
+        state = self.state
+        request = next(r for r in state.pending if r.id == entry.request_id)
+        self.decided.add(request.id)
+        decision = entry.decision
+        if isinstance(decision, Approve):
+            arguments = decision.arguments if decision.arguments is not None else self.plans[request.call.id].arguments
+            self.plans[request.call.id] = CallPlan("run", arguments)
+        else:
+            self.plans[request.call.id] = CallPlan("block", None, f"Denied: {decision.reason}", True)
+            self.results[request.call.id] = ToolResult(f"Denied: {decision.reason}", True)
+        self.state = attrs.evolve(state, pending=tuple(r for r in state.pending if r.id != request.id))
+
+    def _call(self, call_id: str | None) -> ToolCall:
+        for call in self.calls:
+            if call.id == call_id:
+                return call
+        raise KeyError(f"no tool call {call_id!r} in step {self.state.step}")
+
+    def commit(self, entry: Entry) -> None:
+        self.buffer.append(entry)
+        self.apply(entry)
+
+    async def flush(self) -> None:
+        """Write buffered entries to the journal (before any side effect)."""
+        if self.buffer:
+            async with self.lock:
+                entries, self.buffer = self.buffer, []
+                if entries:
+                    await self.journal.append(self.run_id, self.attempt, entries)
+
+    # ------------------------------------------------------------------ events
+
+    def emit(self, kind: type[ev.Event], *fields: Any) -> None:
+        if self.position != self.event_base:
+            self.event_base, self.event_n = self.position, 0
+        event = kind((self.position << 32) + self.event_n, self.run_id, *fields)
+        self.event_n += 1
+        if self.sink is not None:
+            self.sink(event)
+        for observer in list(self.observers):
+            function, plugin = observer
+            try:
+                function(event)
+            except Exception:
+                self.observers.remove(observer)
+                self.agent._log.exception("observer %s.agent_on_event raised; disabled for this run", plugin)
+        self.listening = self.sink is not None or bool(self.observers)
+
+    # ------------------------------------------------------------------ hooks
+
+    def context(self, phase: str) -> Context:
+        return Context(self.run_id, self.state, self.state.step, self.attempt > 1, self.attempt, phase)
+
+    async def call_phase(self, hook: PhaseHook, args: tuple[Any, ...]) -> tuple[list[Patch], list[str]]:
+        """Call a phase hook; return its validated patches and their plugins, in call order."""
+        if not hook:
+            return [], []
+        results = hook.call_sync(args)
+        if hook.is_async and results:
+            results = await self._await_all(hook, results)
+        patch_list: list[Patch] = []
+        sources: list[str] = []
+        for plugin, result in results:
+            if result is None:
+                continue
+            valid = hook.validate(plugin, result)
+            patch_list.extend(valid)
+            sources.extend([plugin] * len(valid))
+        return patch_list, sources
+
+    async def _await_all(self, hook: PhaseHook, results: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        """Await the coroutines among `results` concurrently, keeping their positions."""
+        out: list[tuple[str, Any]] = list(results)
+        pending = [i for i, (_, r) in enumerate(results) if hasattr(r, "__await__")]
+
+        async def one(i: int) -> None:
+            plugin, coroutine = results[i]
+            try:
+                out[i] = (plugin, await coroutine)
+            except Exception as exc:
+                raise HookFailed(plugin, hook.name, exc) from exc
+
+        if len(pending) == 1:
+            await one(pending[0])
+        else:
+            try:
+                async with anyio.create_task_group() as tg:
+                    for i in pending:
+                        tg.start_soon(one, i)
+            except BaseException as group:
+                first = _first_hook_failure(group)
+                if first is None:
+                    raise
+                raise first from None
+        return out
+
+    async def run_phase(self, phase: str, args: tuple[Any, ...], *, step: int | None = None, call_id: str | None = None) -> None:
+        hook = self.agent._phases[phase]
+        patch_list, sources = await self.call_phase(hook, args)
+        self.commit(Committed(phase, self.state.step if step is None else step, tuple(patch_list), tuple(sources), call_id))
+
+    # ------------------------------------------------------------------ the invocation
+
+    async def invoke(self, entries: Sequence[Entry], start: Started, decisions: Mapping[str, Decision], timeout: float | None) -> Outcome:
+        """Replay `entries`, then run from the first uncommitted phase to RunEnd."""
+        for entry in entries:
+            self.apply(entry)
+        self._check_decisions(decisions)
+        started = time.monotonic()
+        reason, error = "error", None
+        try:
+            with anyio.CancelScope() as scope:
+                if timeout is not None:
+                    scope.deadline = anyio.current_time() + timeout
+                self.commit(start)
+                self._decide(decisions)
+                if self.listening:
+                    self.emit(ev.RunStarted, self.attempt > 1, self.attempt)
+                await self.run_phase("run_start", (self.context("run_start"),))
+                reason = await self.drive()
+            if scope.cancelled_caught:
+                reason = "cancelled"
+                if timeout is not None:
+                    error = ErrorInfo(f"timed out after {timeout} s", type="TimeoutError")
+        except HookFailed as failed:
+            error = ErrorInfo(f"{type(failed.error).__name__}: {failed.error}", failed.plugin, failed.hook, type(failed.error).__name__)
+        except PluginError as exc:
+            error = ErrorInfo(str(exc), exc.plugin, exc.hook, type(exc).__name__)
+        except _Failure as failure:
+            error = failure.info
+        except (MissingComponent, UnknownRequest, PatchConflict) as exc:
+            error = ErrorInfo(str(exc), type=type(exc).__name__)
+        except StaleAttempt:
+            raise
+        except Exception as exc:  # a kernel or journal bug: still end the run properly
+            self.agent._log.exception("run %s failed inside the kernel", self.run_id)
+            error = ErrorInfo(f"internal error: {type(exc).__name__}: {exc}", type=type(exc).__name__)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self.finish("cancelled", None, started)
+            raise
+        return await self.finish(reason, error, started)
+
+    def _check_decisions(self, decisions: Mapping[str, Decision]) -> None:
+        """Refuse decisions for requests the run never had, before anything is journaled."""
+        for request_id, decision in decisions.items():
+            if request_id not in self.requests_seen:
+                known = ", ".join(r.id for r in self.state.pending) or "none"
+                raise UnknownRequest(f"run {self.run_id!r} has no approval request {request_id!r} (pending: {known})")
+            if not isinstance(decision, (Approve, Deny)):
+                raise TypeError(f"decision for {request_id!r} must be Approve(...) or Deny(...), got {decision!r}")
+
+    def _decide(self, decisions: Mapping[str, Decision]) -> None:
+        for request_id, decision in decisions.items():
+            if request_id not in self.decided:  # a decision delivered twice is applied once
+                self.commit(Decided(request_id, decision))
+
+    async def finish(self, reason: str, error: ErrorInfo | None, started: float) -> Outcome:
+        """RunEnd: exactly once per invocation, whatever happened before."""
+        with anyio.CancelScope(shield=True):
+            outcome = self.outcome(reason, error, started)
+            try:
+                await self.run_phase("run_end", (self.context("run_end"), outcome))
+            except HookFailed as failed:
+                if error is None:
+                    reason = "error"
+                    error = ErrorInfo(f"{type(failed.error).__name__}: {failed.error}", failed.plugin, failed.hook, type(failed.error).__name__)
+            except PluginError as exc:
+                if error is None:
+                    reason, error = "error", ErrorInfo(str(exc), exc.plugin, exc.hook, type(exc).__name__)
+            self.commit(Ended(reason, error))
+            await self.flush()
+            if self.listening:
+                self.emit(ev.RunEnded, reason, self.state.output(), error.message if error else None)
+            return self.outcome(reason, error, started)
+
+    def outcome(self, reason: str, error: ErrorInfo | None, started: float) -> Outcome:
+        state = self.state
+        stats = Stats(self.steps, self.llm_calls, self.tool_calls, self.tool_errors, self.retries, time.monotonic() - started)
+        return Outcome(
+            reason,  # type: ignore[arg-type]
+            state.output(),
+            self.run_id,
+            state.usage,
+            stats,
+            state,
+            state.pending if reason == "suspended" else (),
+            error,
+            state.stop if reason == "stopped" else None,
+        )
+
+    async def drive(self) -> str:
+        """Advance phase by phase until the invocation ends; return the reason."""
+        if self.ended in FINAL:
+            return self.ended
+        while True:
+            phase = self.phase
+            stopping = self.state.stop is not None
+            if phase is None or phase == "step_end":
+                if stopping:
+                    return "stopped"
+                if phase == "step_end" and not self.calls and self._answered():
+                    return "completed"
+                await self.step_start()
+            elif stopping:
+                await self.run_phase("step_end", (self.context("step_end"),))
+                self._emit_step_end()
+            elif phase == "step_start":
+                await self.before_inference()
+            elif phase == "before_inference":
+                if self.response is None:
+                    await self.infer()
+                await self.after_inference()
+            else:
+                if await self.tools():
+                    return "suspended"
+
+    def _answered(self) -> bool:
+        """True when the last message is the step's final answer (nothing was added after it)."""
+        messages = self.state.messages
+        return bool(messages) and self.response is not None and messages[-1] is self.response.message
+
+    # ------------------------------------------------------------------ step phases
+
+    async def step_start(self) -> None:
+        step = self.state.step + 1
+        ctx = Context(self.run_id, self.state, step, self.attempt > 1, self.attempt, "step_start")
+        await self.run_phase("step_start", (ctx,), step=step)
+        if self.listening:
+            self.emit(ev.StepStarted, step)
+
+    def _emit_step_end(self) -> None:
+        if self.listening:
+            self.emit(ev.StepEnded, self.state.step)
+
+    def request(self, model: str | None = None) -> Request:
+        state = self.state
+        messages: Sequence[Message] = state.messages
+        if state.context:
+            messages = Chain(tuple(Message("system", text) for text in state.context), state.messages)
+        return Request(model or state.model, messages, self.agent._visible_tools(state))  # type: ignore[arg-type]
+
+    async def before_inference(self) -> None:
+        await self.run_phase("before_inference", (self.context("before_inference"), self.request()))
+        if self.listening:
+            self.emit(ev.InferenceStarted, self.state.step, self.state.model)
+
+    async def infer(self) -> None:
+        """[LLM]: ask the executor, deciding on failures; journal the response."""
+        request = self.request()
+        agent = self.agent
+        attempt = 0
+        await self.flush()
+        while True:
+            executor, plugin = agent._executor(request.model)
+            ctx = self.context("before_inference")
+            try:
+                async with AsyncExitStack() as stack:
+                    for manager in agent._wraps("agent_wrap_inference", ctx=ctx, request=request):
+                        await stack.enter_async_context(manager)
+                    response = await executor.infer(request, _Deltas(self))
+                break
+            except HookFailed:
+                raise
+            except Exception as exc:
+                attempt += 1
+                decision = agent._decide("agent_on_inference_error", ctx=ctx, request=request, error=exc, attempt=attempt)
+                message = f"{type(exc).__name__}: {exc}"
+                if isinstance(decision, Retry):
+                    delay = decision.delay
+                    if isinstance(exc, InferenceError) and exc.retry_after is not None:
+                        delay = max(delay, exc.retry_after)
+                    await self._retry("inference", attempt, delay, message, request.model)
+                elif isinstance(decision, Fallback):
+                    await self._retry("inference", attempt, 0.0, message, decision.model)
+                    request = attrs.evolve(request, model=decision.model)
+                else:
+                    raise _Failure(ErrorInfo(f"inference failed: {message}", plugin, "infer", type(exc).__name__)) from exc
+        if not isinstance(response, Response):
+            raise _Failure(ErrorInfo(f"executor returned {type(response).__name__}, not a Response", plugin, "infer", "TypeError"))
+        self.commit(Inferred(self.state.step, response))
+
+    async def _retry(self, what: str, attempt: int, delay: float, error: str, model: str = "") -> None:
+        self.commit(Retried(what, attempt, delay, error, model))
+        await self.flush()
+        if self.listening:
+            self.emit(ev.RetryScheduled, what, attempt, delay, error)
+        if delay > 0:
+            await anyio.sleep(delay)
+
+    async def after_inference(self) -> None:
+        response = self.response
+        assert response is not None
+        await self.run_phase("after_inference", (self.context("after_inference"), response))
+        if self.listening:
+            self.emit(ev.InferenceFinished, self.state.step, response.message, response.usage, response.stop_reason)
+
+    # ------------------------------------------------------------------ tool phases
+
+    async def tools(self) -> bool:
+        """Advance the tool stage of the step; return True if the run must suspend."""
+        calls = self.calls
+        if not calls:
+            await self.run_phase("step_end", (self.context("step_end"),))
+            self._emit_step_end()
+            return False
+        strategy = self.agent._strategy
+        concurrent = strategy is not None and strategy.concurrent
+        undecided = [c for c in calls if c.id not in self.plans]
+        if undecided:
+            await self.befores(undecided, concurrent)
+            return False
+        if self.state.pending:
+            await self._ask_approvers()
+            if self.state.pending:
+                return True
+        todo = [c for c in calls if c.id not in self.done]
+        if not todo:
+            await self.run_phase("step_end", (self.context("step_end"),))
+            self._emit_step_end()
+            return False
+        to_run = [c for c in todo if c.id not in self.results]
+        if to_run and strategy is None:
+            raise MissingComponent(
+                f"the model called {', '.join(sorted({c.name for c in to_run}))} but no tool strategy is "
+                "registered; install agent-plugin-tools (pip install agent-plugin-tools) and add a Toolbox"
+            )
+        if concurrent:
+            assert strategy is not None
+            await strategy.run(to_run, self.execute)
+            await self.afters(todo, concurrent=True)
+        elif strategy is None:
+            await self.afters(todo, concurrent=False)
+        else:
+            await strategy.run(todo, self._execute_then_after)
+        return False
+
+    async def befores(self, calls: Sequence[ToolCall], concurrent: bool) -> None:
+        hook = self.agent._phases["before_tool_execute"]
+        if concurrent:
+            ctx = self.context("before_tool_execute")
+            batches = [await self.call_phase(hook, (ctx, call)) for call in calls]
+            merged = merge_concurrent([b[0] for b in batches], [c.id for c in calls])
+            for call, patch_list, (_, sources) in zip(calls, merged, batches, strict=True):
+                self._commit_before(call, patch_list, sources)
+            return
+        for call in calls:
+            patch_list, sources = await self.call_phase(hook, (self.context("before_tool_execute"), call))
+            self._commit_before(call, patch_list, sources)
+            if self.state.stop is not None:
+                return
+
+    def _commit_before(self, call: ToolCall, patch_list: list[Patch], sources: list[str]) -> None:
+        self.commit(Committed("before_tool_execute", self.state.step, tuple(patch_list), tuple(sources), call.id))
+        if self.listening and self.plans[call.id].action == "suspend":
+            for request in self.state.pending:
+                if request.call.id == call.id:
+                    self.emit(ev.ApprovalRequested, request)
+
+    async def _ask_approvers(self) -> None:
+        for request in self.state.pending:
+            for registered in self.agent._approvers:
+                try:
+                    decision = await registered.item(request, self.state)
+                except Exception as exc:
+                    raise HookFailed(registered.plugin, "approver", exc) from exc
+                if decision is not None:
+                    self._decide({request.id: decision})
+                    break
+
+    async def afters(self, calls: Sequence[ToolCall], *, concurrent: bool) -> None:
+        hook = self.agent._phases["after_tool_execute"]
+        if concurrent:
+            ctx = self.context("after_tool_execute")
+            batches = [await self.call_phase(hook, (ctx, self._ran(call), self.results[call.id])) for call in calls]
+            merged = merge_concurrent([b[0] for b in batches], [c.id for c in calls])
+            for call, patch_list, (_, sources) in zip(calls, merged, batches, strict=True):
+                self._commit_after(call, patch_list, sources)
+            return
+        for call in calls:
+            await self._after(call)
+
+    async def _after(self, call: ToolCall) -> None:
+        hook = self.agent._phases["after_tool_execute"]
+        patch_list, sources = await self.call_phase(hook, (self.context("after_tool_execute"), self._ran(call), self.results[call.id]))
+        self._commit_after(call, patch_list, sources)
+
+    def _commit_after(self, call: ToolCall, patch_list: list[Patch], sources: list[str]) -> None:
+        self.commit(Committed("after_tool_execute", self.state.step, tuple(patch_list), tuple(sources), call.id))
+        if self.listening:
+            self.emit(ev.ToolCallFinished, self.state.step, call.id, call.name, self.results[call.id])
+
+    def _ran(self, call: ToolCall) -> ToolCall:
+        """The call with the arguments it ran with."""
+        arguments = self.plans[call.id].arguments
+        return call if arguments is call.arguments or arguments is None else ToolCall(call.id, call.name, arguments)
+
+    async def _execute_then_after(self, call: ToolCall) -> None:
+        if self.state.stop is not None:
+            return
+        await self.execute(call)
+        await self._after(call)
+
+    async def execute(self, call: ToolCall) -> None:
+        """[TOOL]: run one call unless it already has a result; journal intent and result."""
+        if call.id in self.results:
+            return
+        agent = self.agent
+        found = agent._tools.get(call.name)
+        if found is None:
+            names = ", ".join(sorted(agent._tools)) or "none"
+            self.commit(ToolDone(self.state.step, call.id, ToolResult(f"Unknown tool {call.name!r}. Available tools: {names}.", True)))
+            return
+        spec, function = found
+        if call.id in self.intended and not spec.idempotent:
+            self.commit(ToolDone(self.state.step, call.id, ToolResult(UNKNOWN_OUTCOME, True)))
+            return
+        arguments = self.plans[call.id].arguments
+        self.commit(Intended(self.state.step, call.id, arguments))
+        await self.flush()
+        if self.listening:
+            self.emit(ev.ToolCallStarted, self.state.step, self._ran(call))
+        result = await self._attempt_tool(call, spec, function, arguments)
+        self.commit(ToolDone(self.state.step, call.id, result))
+
+    async def _attempt_tool(self, call: ToolCall, spec: ToolSpec, function: Any, arguments: Mapping[str, Any]) -> ToolResult:
+        agent = self.agent
+        attempt = 0
+        while True:
+            ctx = self.context("before_tool_execute")
+            tool_ctx = ToolContext(self.run_id, self.state.step, call.id, attempt + 1, self.state)
+            try:
+                async with AsyncExitStack() as stack:
+                    for manager in agent._wraps("agent_wrap_tool_call", ctx=ctx, call=call):
+                        await stack.enter_async_context(manager)
+                    result = await function(arguments, tool_ctx)
+                if not isinstance(result, ToolResult):
+                    return ToolResult(f"Tool {call.name!r} returned {type(result).__name__}, not a ToolResult.", True)
+                return result
+            except ToolInputError as exc:
+                return ToolResult(f"Invalid arguments for {call.name!r}: {exc}", True)
+            except HookFailed:
+                raise
+            except Exception as exc:
+                attempt += 1
+                decision = agent._decide("agent_on_tool_error", ctx=ctx, call=call, error=exc, attempt=attempt)
+                message = f"{type(exc).__name__}: {exc}"
+                if isinstance(decision, Retry):
+                    await self._retry(f"tool:{call.name}", attempt, decision.delay, message)
+                    continue
+                return ToolResult(f"Tool {call.name!r} failed: {message}", True)
+
+
+def _first_hook_failure(group: BaseException) -> HookFailed | None:
+    if isinstance(group, HookFailed):
+        return group
+    for exc in getattr(group, "exceptions", ()):
+        found = _first_hook_failure(exc)
+        if found is not None:
+            return found
+    return None
+

@@ -1,0 +1,106 @@
+"""The agent's private cattrs converter and the journal codec (format version 1).
+
+Patches, journal entries, events and decisions are tagged unions keyed by ``type``
+(the class name). `StateKey`s serialise by name; `SetData` values are structured
+with the key's declared type, so plugin data round-trips once the plugin declared
+its key (and, for its own classes, registered hooks in `agent_configure_converter`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, get_origin
+
+from cattrs import Converter
+from cattrs.strategies import configure_tagged_union, include_subclasses
+
+from . import events, journal, patches
+from ._log import Log
+from ._state import Decision, Message, StateKey
+from .errors import JournalCorrupt
+
+FORMAT_VERSION = 1
+
+
+def make_converter(state_keys: Mapping[str, StateKey[Any]]) -> Converter:
+    """A converter for the kernel's types that knows the agent's state keys."""
+    conv = Converter()
+    conv.register_unstructure_hook(MappingProxyType, lambda m: {k: conv.unstructure(v) for k, v in m.items()})
+    conv.register_unstructure_hook(Log, lambda log: [conv.unstructure(m, Message) for m in log])
+    conv.register_structure_hook(Log, lambda raw, _: Log(conv.structure(m, Message) for m in raw))
+    def is_key(t: Any) -> bool:
+        return t is StateKey or get_origin(t) is StateKey
+
+    conv.register_unstructure_hook_func(is_key, lambda key: key.name)
+
+    def structure_key(name: str, _: Any) -> StateKey[Any]:
+        try:
+            return state_keys[name]
+        except KeyError:
+            raise JournalCorrupt(
+                f"the journal uses state key {name!r}, which no loaded plugin declares; "
+                "install and load the plugin that owns it"
+            ) from None
+
+    conv.register_structure_hook_func(is_key, structure_key)
+    conv.register_unstructure_hook(
+        patches.SetData, lambda p: {"key": p.key.name, "value": conv.unstructure(p.value)}
+    )
+
+    def structure_set(raw: Mapping[str, Any], _: Any) -> patches.SetData:
+        key = structure_key(raw["key"], None)
+        return patches.SetData(key, conv.structure(raw["value"], key.type))
+
+    conv.register_structure_hook(patches.SetData, structure_set)
+
+    def structure_number(raw: Any, _: Any) -> int | float:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise TypeError(f"expected a number, got {raw!r}")
+        return raw
+
+    conv.register_structure_hook(int | float, structure_number)
+    configure_tagged_union(Decision, conv, tag_name="type", tag_generator=lambda cl: cl.__name__)  # type: ignore[arg-type]
+    for base in (patches.Patch, journal.Entry, events.Event):
+        include_subclasses(
+            base,
+            conv,
+            union_strategy=lambda union, c: configure_tagged_union(
+                union, c, tag_name="type", tag_generator=lambda cl: cl.__name__
+            ),
+        )
+    return conv
+
+
+class JsonCodec:
+    """Encodes journal entries as one JSON object each, with the format version."""
+
+    def __init__(self, converter: Converter) -> None:
+        self.converter = converter
+
+    def encode(self, entry: journal.Entry) -> str:
+        data = self.converter.unstructure(entry, journal.Entry)
+        data["v"] = FORMAT_VERSION
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+    def decode(self, text: str) -> journal.Entry:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise JournalCorrupt(f"journal entry is not valid JSON ({exc}): {text[:80]!r}") from exc
+        if not isinstance(data, dict) or "type" not in data:
+            raise JournalCorrupt(f"journal entry has no type: {text[:80]!r}")
+        version = data.pop("v", None)
+        if version != FORMAT_VERSION:
+            raise JournalCorrupt(
+                f"journal entry has format version {version!r}; this agent-kernel reads version "
+                f"{FORMAT_VERSION} (upgrade agent-kernel to read newer journals)"
+            )
+        try:
+            return self.converter.structure(data, journal.Entry)  # type: ignore[type-abstract]
+        except JournalCorrupt:
+            raise
+        except Exception as exc:
+            raise JournalCorrupt(f"journal entry {data.get('type')!r} does not load: {exc}") from exc
+

@@ -1,0 +1,79 @@
+"""Exceptions of the kernel. Each message names what was wrong and where."""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base class of every error the kernel raises."""
+
+
+class PluginLoadError(AgentError):
+    """A plugin could not be loaded: duplicate name, unknown hook, bad entry point."""
+
+
+class PluginError(AgentError):
+    """A plugin broke the hook contract (illegal patch, wrong return shape)."""
+
+    def __init__(self, message: str, *, plugin: str, hook: str) -> None:
+        super().__init__(f"{plugin}.{hook}: {message}")
+        self.plugin = plugin
+        self.hook = hook
+
+
+class PatchConflict(AgentError):
+    """Two concurrent tool calls set the same state key and its merge rule forbids it."""
+
+
+class MissingComponent(AgentError):
+    """Something the run needs (an LLM executor, a tool strategy) is not registered."""
+
+
+class ConfigurationError(AgentError):
+    """Two plugins registered the same thing, or a registration is malformed."""
+
+
+class UnknownRun(AgentError):
+    """`resume` was asked for a run the journal has never seen."""
+
+
+class UnknownRequest(AgentError):
+    """A decision names an approval request the run never had."""
+
+
+class StaleAttempt(AgentError):
+    """A newer attempt has claimed the run; this one may not commit (fencing)."""
+
+
+class JournalCorrupt(AgentError):
+    """A journal could not be read back: truncated, corrupted or from a newer schema."""
+
+
+class ToolInputError(AgentError):
+    """Raised by a tool executor when the model's arguments are invalid.
+
+    The message goes to the model as an error result; the call is not retried.
+    """
+
+
+class InferenceError(AgentError):
+    """Raised by an LLM executor when a request fails.
+
+    Args:
+        message: what the server answered, for humans and the model log.
+        retryable: whether trying again may succeed (rate limits, 5xx, timeouts).
+        retry_after: seconds the server asked us to wait, if it said.
+        status: the HTTP status, when there was one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status

@@ -1,0 +1,194 @@
+"""The journal: an append-only log of a run's committed entries.
+
+A run's state is the fold of its journal. The kernel appends entries in batches,
+always before the next side effect (an LLM request, a tool call) starts, so a crash
+loses nothing that had an effect. `resume` loads the entries, folds them, and
+continues at the first uncommitted phase.
+
+Journals implement the `Journal` protocol; `MemoryJournal` is the core's default
+and the reference the conformance suite (`agent_kernel.testing.check_journal`) is
+written against. Persistent journals come from plugins (`agent-plugin-sqlite`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from attrs import field, frozen
+
+from ._state import Decision, Response, ToolResult, freeze_mapping
+from .errors import StaleAttempt
+from .patches import Patch
+
+__all__ = [
+    "Codec",
+    "Committed",
+    "Decided",
+    "Ended",
+    "Entry",
+    "ErrorInfo",
+    "Inferred",
+    "Intended",
+    "Journal",
+    "MemoryJournal",
+    "Retried",
+    "Started",
+    "ToolDone",
+]
+
+
+@frozen
+class ErrorInfo:
+    """Why a run failed: the `plugin` and `hook` that raised (if any) and the message."""
+
+    message: str
+    plugin: str = ""
+    hook: str = ""
+    type: str = ""
+
+
+@frozen
+class Entry:
+    """Base class of journal entries."""
+
+
+@frozen
+class Started(Entry):
+    """An invocation began. The first one (attempt 1) carries the run's input."""
+
+    attempt: int
+    model: str
+    input: str | None = None
+    instructions: str | None = None
+
+
+@frozen
+class Committed(Entry):
+    """A phase committed with these patches (in pluggy call order).
+
+    `sources` names the plugin that returned each patch (same length as `patches`).
+    """
+
+    phase: str
+    step: int
+    patches: tuple[Patch, ...] = ()
+    sources: tuple[str, ...] = ()
+    call_id: str | None = None
+
+
+@frozen
+class Inferred(Entry):
+    """An LLM response was received for `step`."""
+
+    step: int
+    response: Response
+
+
+@frozen
+class Intended(Entry):
+    """A tool call is about to run with these arguments (its intent)."""
+
+    step: int
+    call_id: str
+    arguments: Mapping[str, Any] = field(converter=freeze_mapping, hash=False)
+
+
+@frozen
+class ToolDone(Entry):
+    """A tool call's result is known (ran, failed, or its outcome is unknown)."""
+
+    step: int
+    call_id: str
+    result: ToolResult
+
+
+@frozen
+class Decided(Entry):
+    """A decision for an approval request was applied."""
+
+    request_id: str
+    decision: Decision
+
+
+@frozen
+class Retried(Entry):
+    """A failed inference or tool call was scheduled for another attempt."""
+
+    what: str
+    attempt: int
+    delay: float
+    error: str
+    model: str = ""
+
+
+@frozen
+class Ended(Entry):
+    """An invocation ended with this reason (and error, when it failed)."""
+
+    reason: str
+    error: ErrorInfo | None = None
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """Turns entries into JSON text and back (given to journals that persist)."""
+
+    def encode(self, entry: Entry) -> str: ...
+    def decode(self, text: str) -> Entry: ...
+
+
+@runtime_checkable
+class Journal(Protocol):
+    """Where runs are journaled. All methods are async and must not block the loop.
+
+    Fencing: `claim` starts a new attempt on a run and returns its number; an
+    `append` from an older attempt raises `StaleAttempt`, so a stale worker can
+    never commit after a newer one took over (DESIGN §5.6).
+    """
+
+    def bind(self, codec: Codec) -> None:
+        """Receive the agent's codec before first use (persisting journals keep it)."""
+
+    async def claim(self, run_id: str) -> int:
+        """Start a new attempt on `run_id` and return its number (1 for a new run)."""
+
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry]) -> None:
+        """Durably append `entries`; raise `StaleAttempt` if `attempt` was superseded."""
+
+    async def load(self, run_id: str) -> list[Entry]:
+        """All entries of `run_id` in order; an empty list for an unknown run."""
+
+    async def runs(self) -> list[str]:
+        """Ids of all journaled runs, oldest first."""
+
+
+class MemoryJournal:
+    """The in-memory journal: the default, and the reference for conformance tests."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, list[Entry]] = {}
+        self._attempts: dict[str, int] = {}
+
+    def bind(self, codec: Codec) -> None:
+        """Nothing to do: entries are kept as objects."""
+
+    async def claim(self, run_id: str) -> int:
+        attempt = self._attempts.get(run_id, 0) + 1
+        self._attempts[run_id] = attempt
+        self._entries.setdefault(run_id, [])
+        return attempt
+
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry]) -> None:
+        latest = self._attempts.get(run_id, 0)
+        if attempt != latest:
+            raise StaleAttempt(
+                f"run {run_id!r}: attempt {attempt} may not commit, attempt {latest} holds the run"
+            )
+        self._entries[run_id].extend(entries)
+
+    async def load(self, run_id: str) -> list[Entry]:
+        return list(self._entries.get(run_id, ()))
+
+    async def runs(self) -> list[str]:
+        return list(self._entries)

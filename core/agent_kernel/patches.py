@@ -1,0 +1,179 @@
+"""Patches: the only way a plugin changes a run.
+
+A phase hook returns a list of patches (or None). The kernel checks each patch
+against the phase's legality table (`ALLOWED`), journals the list, and folds it into
+the run's state in pluggy call order. Patches are small frozen values and serialise
+through the kernel's converter.
+
+Legal patches per phase (also in docs/hooks.md):
+
+==================  =============================================================
+phase               patches
+==================  =============================================================
+run_start           AppendMessages, InjectContext, SetData, IncrementData,
+                    ExcludeTools, OnlyTools, Stop
+step_start          same as run_start
+before_inference    InjectContext, SetData, IncrementData, ExcludeTools,
+                    OnlyTools, Stop
+after_inference     AppendMessages, SetData, IncrementData, Stop
+before_tool_execute Block, Suspend, ProvideResult, RewriteArguments, SetData,
+                    IncrementData, Stop
+after_tool_execute  Remind, SetData, IncrementData, Stop
+step_end            AppendMessages, InjectContext, SetData, IncrementData, Stop
+run_end             SetData, IncrementData
+==================  =============================================================
+
+`AppendMessages` after inference is added after the assistant message (for
+example, feedback for the model's next step). Tool-scoped patches (`Block`,
+`Suspend`, `ProvideResult`, `RewriteArguments`, `Remind`) act on the phase's tool call;
+when several plugins return them, the first in call order decides (`Block` and
+`ProvideResult` win over `Suspend`, which wins over running the tool).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from attrs import field, frozen
+
+from ._state import EMPTY, Message, StateKey, freeze_mapping
+
+__all__ = [
+    "ALLOWED",
+    "AppendMessages",
+    "Block",
+    "ExcludeTools",
+    "IncrementData",
+    "InjectContext",
+    "OnlyTools",
+    "Patch",
+    "ProvideResult",
+    "Remind",
+    "RewriteArguments",
+    "SetData",
+    "Stop",
+    "Suspend",
+]
+
+
+@frozen
+class Patch:
+    """Base class of every patch."""
+
+
+def _tuple_of_messages(messages: Iterable[Message]) -> tuple[Message, ...]:
+    return tuple(messages)
+
+
+def _frozenset(names: Iterable[str]) -> frozenset[str]:
+    if isinstance(names, str):
+        raise TypeError("expected a collection of tool names, got a single string")
+    return frozenset(names)
+
+
+@frozen
+class AppendMessages(Patch):
+    """Append messages to the conversation."""
+
+    messages: tuple[Message, ...] = field(converter=_tuple_of_messages)
+
+
+@frozen
+class InjectContext(Patch):
+    """Add `text` as a system message to the next inference request only."""
+
+    text: str
+
+
+@frozen
+class SetData(Patch):
+    """Store `value` under a plugin `StateKey`."""
+
+    key: StateKey[Any]
+    value: Any
+
+
+@frozen
+class IncrementData(Patch):
+    """Add `by` to the number under a plugin `StateKey` (starting from its default)."""
+
+    key: StateKey[Any]
+    by: int | float = 1
+
+
+@frozen
+class ExcludeTools(Patch):
+    """Hide these tools from the model from now on."""
+
+    names: frozenset[str] = field(converter=_frozenset)
+
+
+@frozen
+class OnlyTools(Patch):
+    """Show only these tools to the model from now on (an empty set shows none)."""
+
+    names: frozenset[str] = field(converter=_frozenset)
+
+
+@frozen
+class Stop(Patch):
+    """End the run with outcome `stopped`, a machine-readable `code` and a `detail`.
+
+    The current step still reaches StepEnd; no further inference or tool call starts.
+    """
+
+    code: str
+    detail: str = ""
+
+
+@frozen
+class Block(Patch):
+    """Do not run this tool call; the model receives `reason` as an error result."""
+
+    reason: str
+
+
+@frozen
+class Suspend(Patch):
+    """Suspend this tool call until a decision (`Approve` / `Deny`) arrives."""
+
+    reason: str = "approval required"
+
+
+@frozen
+class ProvideResult(Patch):
+    """Answer this tool call with `content` without running the tool."""
+
+    content: str
+    is_error: bool = False
+
+
+@frozen
+class RewriteArguments(Patch):
+    """Run this tool call with `arguments` instead of the model's."""
+
+    arguments: Mapping[str, Any] = field(default=EMPTY, converter=freeze_mapping, hash=False)
+
+
+@frozen
+class Remind(Patch):
+    """Add `text` after this call's result, inside the tool message the model sees."""
+
+    text: str
+
+
+_STATE = frozenset({SetData, IncrementData})
+_SETUP = _STATE | {AppendMessages, InjectContext, ExcludeTools, OnlyTools, Stop}
+
+#: Which patch types each phase hook may return.
+ALLOWED: Mapping[str, frozenset[type[Patch]]] = {
+    "run_start": _SETUP,
+    "step_start": _SETUP,
+    "before_inference": _STATE | {InjectContext, ExcludeTools, OnlyTools, Stop},
+    "after_inference": _STATE | {AppendMessages, Stop},
+    "before_tool_execute": _STATE | {Block, Suspend, ProvideResult, RewriteArguments, Stop},
+    "after_tool_execute": _STATE | {Remind, Stop},
+    "step_end": _STATE | {AppendMessages, InjectContext, Stop},
+    "run_end": _STATE,
+}
