@@ -83,7 +83,8 @@ class Agent:
         self._tools: dict[str, tuple[ToolSpec, ToolFunction]] = tools.tools
         self._tool_specs = tuple(spec for spec, _ in tools.tools.values())
         self._tool_view: tuple[Any, tuple[ToolSpec, ...]] = (None, self._tool_specs)
-        self._strategy: ToolStrategy | None = runtime.strategy.item if runtime.strategy else None
+        chosen = runtime.strategy or runtime.default_strategy
+        self._strategy: ToolStrategy | None = chosen.item if chosen else None
         journal: Journal = runtime.journal.item if runtime.journal else MemoryJournal()
         self._state_keys = {name: r.item for name, r in runtime.state_keys.items()}
         self._approvers: list[Registered] = runtime.approvers

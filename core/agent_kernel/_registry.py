@@ -161,12 +161,20 @@ class RuntimeRegistrar(_Registrar):
     def __init__(self, owners: Mapping[CodeType, str]) -> None:
         super().__init__(owners)
         self.strategy: Registered | None = None
+        self.default_strategy: Registered | None = None
         self.journal: Registered | None = None
         self.state_keys: dict[str, Registered] = {}
         self.approvers: list[Registered] = []
 
-    def set_tool_strategy(self, strategy: ToolStrategy) -> None:
-        """Use `strategy` to run each step's tool calls."""
+    def set_tool_strategy(self, strategy: ToolStrategy, *, default: bool = False) -> None:
+        """Use `strategy` to run each step's tool calls.
+
+        A `default` strategy is used only when no plugin sets a non-default one.
+        """
+        if default:
+            if self.default_strategy is None:
+                self.default_strategy = Registered(strategy, self._caller())
+            return
         self.strategy = self._single("tool strategy", self.strategy, strategy)
 
     def set_journal(self, journal: Journal) -> None:
