@@ -18,7 +18,7 @@ from ._plugins import HookFailed, PhaseHook, PluginInfo, blame_caller, impl_owne
 from ._registry import ModelExecutor, ModelRegistrar, Registered, RuntimeRegistrar, ToolFunction, ToolRegistrar, ToolStrategy
 from ._runner import _Run
 from ._serde import JsonCodec, make_converter
-from ._state import Decision, RunState, ToolSpec
+from ._state import Decision, RunState, ToolSpec, freeze_mapping
 from .errors import AgentError, MissingComponent, PluginLoadError, UnknownRun
 from .hookspecs import PHASES
 from .journal import Journal, MemoryJournal, Started
@@ -44,6 +44,7 @@ class Agent:
         autoload: load the ``agent_kernel.plugins`` entry points.
         block: plugin names to skip.
         instructions: a system message put at the start of every new run.
+        settings: provider settings sent with every request (temperature, max_tokens...).
 
     Raises:
         PluginLoadError: a plugin could not be loaded (see the message).
@@ -58,9 +59,11 @@ class Agent:
         autoload: bool = True,
         block: Iterable[str] = (),
         instructions: str | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.instructions = instructions
+        self.settings = freeze_mapping(settings or {})
         self._log = _log
         self._pm, self._plugin_infos = load_plugins(plugins, autoload=autoload, block=block)
         owners = impl_owners(self._pm)

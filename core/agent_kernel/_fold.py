@@ -37,6 +37,8 @@ def fold(state: RunState, patch_list: Sequence[p.Patch], *, call: ToolCall | Non
                 data[key.name] = data.get(key.name, key.default) + patch.by
         elif kind is p.InjectContext:
             changes["context"] = changes.get("context", state.context) + (patch.text,)
+        elif kind is p.ToolChoice:
+            changes["tool_choice"] = patch.choice
         elif kind is p.ExcludeTools:
             changes["excluded_tools"] = changes.get("excluded_tools", state.excluded_tools) | patch.names
         elif kind is p.OnlyTools:

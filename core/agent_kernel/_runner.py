@@ -158,7 +158,7 @@ class _Run:
             assert response is not None, "after_inference committed without a recorded response"
             self.calls = response.message.tool_calls
             state = attrs.evolve(
-                state, messages=state.messages.append(response.message), usage=state.usage + response.usage, context=()
+                state, messages=state.messages.append(response.message), usage=state.usage + response.usage, context=(), tool_choice=None
             )
         elif phase == "before_tool_execute":
             call = self._call(entry.call_id)
@@ -427,7 +427,13 @@ class _Run:
         messages: Sequence[Message] = state.messages
         if state.context:
             messages = Chain(tuple(Message("system", text) for text in state.context), state.messages)
-        return Request(model or state.model, messages, self.agent._visible_tools(state))  # type: ignore[arg-type]
+        return Request(
+            model or state.model,
+            messages,  # type: ignore[arg-type]
+            self.agent._visible_tools(state),
+            state.tool_choice or "auto",
+            self.agent.settings,
+        )
 
     async def before_inference(self) -> None:
         await self.run_phase("before_inference", (self.context("before_inference"), self.request()))

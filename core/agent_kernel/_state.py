@@ -224,6 +224,7 @@ class RunState:
         status: running, completed, stopped, cancelled, suspended or error.
         data: plugin-owned values by `StateKey.name`; read them with `get`.
         context: text injected for the next inference only.
+        tool_choice: the next inference's tool choice, when a plugin set one.
         excluded_tools: tools hidden from the model.
         only_tools: when not None, the only tools shown to the model.
         pending: approval requests the run is suspended on.
@@ -238,6 +239,7 @@ class RunState:
     status: str = "running"
     data: Mapping[str, Any] = field(default=EMPTY, converter=freeze_mapping, hash=False)
     context: tuple[str, ...] = ()
+    tool_choice: str | None = None
     excluded_tools: frozenset[str] = frozenset()
     only_tools: frozenset[str] | None = None
     pending: tuple[ApprovalRequest, ...] = ()

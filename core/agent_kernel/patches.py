@@ -10,11 +10,11 @@ Legal patches per phase (also in docs/hooks.md):
 ==================  =============================================================
 phase               patches
 ==================  =============================================================
-run_start           AppendMessages, InjectContext, SetData, IncrementData,
-                    ExcludeTools, OnlyTools, Stop
+run_start           AppendMessages, InjectContext, ToolChoice, SetData,
+                    IncrementData, ExcludeTools, OnlyTools, Stop
 step_start          same as run_start
-before_inference    InjectContext, SetData, IncrementData, ExcludeTools,
-                    OnlyTools, Stop
+before_inference    InjectContext, ToolChoice, SetData, IncrementData,
+                    ExcludeTools, OnlyTools, Stop
 after_inference     AppendMessages, SetData, IncrementData, Stop
 before_tool_execute Block, Suspend, ProvideResult, RewriteArguments, SetData,
                     IncrementData, Stop
@@ -54,6 +54,7 @@ __all__ = [
     "SetData",
     "Stop",
     "Suspend",
+    "ToolChoice",
 ]
 
 
@@ -100,6 +101,13 @@ class IncrementData(Patch):
 
     key: StateKey[Any]
     by: int | float = 1
+
+
+@frozen
+class ToolChoice(Patch):
+    """Set the next inference's tool choice: "auto", "none", "required" or a tool name."""
+
+    choice: str
 
 
 @frozen
@@ -164,13 +172,13 @@ class Remind(Patch):
 
 
 _STATE = frozenset({SetData, IncrementData})
-_SETUP = _STATE | {AppendMessages, InjectContext, ExcludeTools, OnlyTools, Stop}
+_SETUP = _STATE | {AppendMessages, InjectContext, ToolChoice, ExcludeTools, OnlyTools, Stop}
 
 #: Which patch types each phase hook may return.
 ALLOWED: Mapping[str, frozenset[type[Patch]]] = {
     "run_start": _SETUP,
     "step_start": _SETUP,
-    "before_inference": _STATE | {InjectContext, ExcludeTools, OnlyTools, Stop},
+    "before_inference": _STATE | {InjectContext, ToolChoice, ExcludeTools, OnlyTools, Stop},
     "after_inference": _STATE | {AppendMessages, Stop},
     "before_tool_execute": _STATE | {Block, Suspend, ProvideResult, RewriteArguments, Stop},
     "after_tool_execute": _STATE | {Remind, Stop},
