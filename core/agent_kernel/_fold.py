@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
 from . import patches as p
-from ._state import ApprovalRequest, RunState, StopInfo, ToolCall
+from ._state import ApprovalRequest, RunState, StopInfo, ToolCall, replace_state
 from .errors import PatchConflict
 
 
@@ -55,8 +56,8 @@ def fold(state: RunState, patch_list: Sequence[p.Patch], *, call: ToolCall | Non
                 request = ApprovalRequest(request_id, call, call.name, patch.reason, state.step)
                 changes["pending"] = pending + (request,)
     if data is not None:
-        changes["data"] = data
-    return attrs.evolve(state, **changes) if changes else state
+        changes["data"] = MappingProxyType(data)
+    return replace_state(state, **changes) if changes else state
 
 
 def merge_concurrent(batches: Sequence[Sequence[p.Patch]], call_ids: Sequence[str]) -> list[list[p.Patch]]:

@@ -211,16 +211,17 @@ class PhaseHook:
         if self.via_pluggy:
             return self._via_pluggy(args)
         out = []
-        for function, positions, plugin in self.impls:
-            try:
+        plugin = "?"
+        try:
+            for function, positions, plugin in self.impls:
                 if len(positions) == 1:
                     result = function(args[positions[0]])
                 else:
                     result = function(*[args[i] for i in positions])
-            except Exception as exc:
-                raise HookFailed(plugin, self.name, exc) from exc
-            if result is not None:
-                out.append((plugin, result))
+                if result is not None:
+                    out.append((plugin, result))
+        except Exception as exc:
+            raise HookFailed(plugin, self.name, exc) from exc
         return out
 
     def _via_pluggy(self, args: tuple[Any, ...]) -> list[tuple[str, Any]]:

@@ -35,7 +35,7 @@ from ._state import (
     ToolCall,
     ToolResult,
     ToolSpec,
-    Usage,
+    replace_state,
 )
 from .errors import InferenceError, MissingComponent, PatchConflict, PluginError, StaleAttempt, ToolInputError, UnknownRequest
 from .hookspecs import Context, Fallback, Retry
@@ -90,6 +90,7 @@ class _Run:
         self.listening = sink is not None or bool(self.observers)
         self.buffer: list[Entry] = []
         self.lock = anyio.Lock()
+        self.concurrent = False  # true while tool calls of a step run concurrently
         self.position = 0  # entries applied (loaded + committed)
         self.event_base = -1
         self.event_n = 0
@@ -132,7 +133,7 @@ class _Run:
             self._apply_start(entry)  # type: ignore[arg-type]
         elif kind is Ended:
             self.ended = entry.reason  # type: ignore[attr-defined]
-            self.state = attrs.evolve(self.state, status=entry.reason)  # type: ignore[attr-defined]
+            self.state = replace_state(self.state, status=entry.reason)  # type: ignore[attr-defined]
 
     def _apply_start(self, entry: Started) -> None:
         if entry.attempt == 1:
@@ -143,7 +144,7 @@ class _Run:
                 messages.append(Message("user", entry.input))
             self.state = RunState(self.run_id, entry.model, Log(messages))
         else:
-            self.state = attrs.evolve(self.state, status="running")
+            self.state = replace_state(self.state, status="running")
 
     def _apply_commit(self, entry: Committed) -> None:
         phase = entry.phase
@@ -152,12 +153,12 @@ class _Run:
             self.steps += 1
             self.response, self.calls = None, ()
             self.plans, self.results, self.intended, self.done = {}, {}, set(), set()
-            state = attrs.evolve(state, step=entry.step, context=())
+            state = replace_state(state, step=entry.step, context=())
         elif phase == "after_inference":
             response = self.response
             assert response is not None, "after_inference committed without a recorded response"
             self.calls = response.message.tool_calls
-            state = attrs.evolve(
+            state = replace_state(
                 state, messages=state.messages.append(response.message), usage=state.usage + response.usage, context=(), tool_choice=None
             )
         elif phase == "before_tool_execute":
@@ -178,7 +179,7 @@ class _Run:
             for text in reminders(entry.patches):
                 content += f"\n\n<system-reminder>{text}</system-reminder>"
             message = Message("tool", content, tool_call_id=call_id, is_error=result.is_error)
-            state = attrs.evolve(state, messages=state.messages.append(message))
+            state = replace_state(state, messages=state.messages.append(message))
             self.done.add(call_id)
         if phase in ("run_start", "run_end"):
             self.state = fold(state, entry.patches)
@@ -197,7 +198,7 @@ class _Run:
         else:
             self.plans[request.call.id] = CallPlan("block", None, f"Denied: {decision.reason}", True)
             self.results[request.call.id] = ToolResult(f"Denied: {decision.reason}", True)
-        self.state = attrs.evolve(state, pending=tuple(r for r in state.pending if r.id != request.id))
+        self.state = replace_state(state, pending=tuple(r for r in state.pending if r.id != request.id))
 
     def _call(self, call_id: str | None) -> ToolCall:
         for call in self.calls:
@@ -210,12 +211,21 @@ class _Run:
         self.apply(entry)
 
     async def flush(self) -> None:
-        """Write buffered entries to the journal (before any side effect)."""
-        if self.buffer:
+        """Write buffered entries to the journal (before any side effect).
+
+        While tool calls run concurrently, a lock keeps appends in commit order;
+        otherwise appends cannot overlap and the lock (a checkpoint) is skipped.
+        """
+        if not self.buffer:
+            return
+        if self.concurrent:
             async with self.lock:
                 entries, self.buffer = self.buffer, []
                 if entries:
                     await self.journal.append(self.run_id, self.attempt, entries)
+        else:
+            entries, self.buffer = self.buffer, []
+            await self.journal.append(self.run_id, self.attempt, entries)
 
     # ------------------------------------------------------------------ events
 
@@ -522,7 +532,11 @@ class _Run:
             )
         if concurrent:
             assert strategy is not None
-            await strategy.run(to_run, self.execute)
+            self.concurrent = True
+            try:
+                await strategy.run(to_run, self.execute)
+            finally:
+                self.concurrent = False
             await self.afters(todo, concurrent=True)
         elif strategy is None:
             await self.afters(todo, concurrent=False)

@@ -237,7 +237,7 @@ class RunState:
     step: int = 0
     usage: Usage = Usage()
     status: str = "running"
-    data: Mapping[str, Any] = field(default=EMPTY, converter=freeze_mapping, hash=False)
+    data: Mapping[str, Any] = field(default=EMPTY, hash=False)  # read-only: `fold` passes a MappingProxyType
     context: tuple[str, ...] = ()
     tool_choice: str | None = None
     excluded_tools: frozenset[str] = frozenset()
@@ -251,7 +251,30 @@ class RunState:
 
     def output(self) -> str:
         """Text of the last assistant message, or "" if there is none."""
-        for message in reversed(self.messages._buf[: len(self.messages)]):
-            if message.role == "assistant":
-                return message.content
+        messages = self.messages
+        for i in range(len(messages) - 1, -1, -1):
+            if messages[i].role == "assistant":
+                return messages[i].content
         return ""
+
+
+_MISSING: Any = object()
+
+
+def _make_replace(cls: type[T]) -> Callable[..., T]:
+    """Generate `replace(obj, **changes)` calling `cls.__init__` positionally.
+
+    Same effect as `attrs.evolve` (converters run again) at a fraction of its cost,
+    which matters: the kernel replaces the state a few times per step.
+    """
+    names = [a.name for a in attrs.fields(cls)]  # type: ignore[arg-type]
+    params = ", ".join(f"{n}=_M" for n in names)
+    args = ", ".join(f"self.{n} if {n} is _M else {n}" for n in names)
+    namespace: dict[str, Any] = {"_M": _MISSING, "_cls": cls}
+    exec(f"def replace(self, *, {params}):\n    return _cls({args})\n", namespace)
+    replace: Callable[..., T] = namespace["replace"]
+    replace.__doc__ = f"Return a copy of a `{cls.__name__}` with the given fields changed."
+    return replace
+
+
+replace_state = _make_replace(RunState)

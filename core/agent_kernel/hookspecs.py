@@ -51,7 +51,7 @@ and logged, and the run goes on.
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pluggy
 from attrs import frozen
@@ -70,9 +70,8 @@ PROJECT = "agent_kernel"
 _spec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-@frozen
-class Context:
-    """The read-only view every phase hook receives.
+class Context(NamedTuple):
+    """The read-only view every phase hook receives (an immutable named tuple).
 
     Attributes:
         run_id: the run's id.

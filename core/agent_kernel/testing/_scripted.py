@@ -87,6 +87,7 @@ class ScriptedModel:
         if faults:
             raise ValueError("a fault(...) must come before the turn it delays")
         self._failures: dict[tuple[int, int], int] = {}
+        self._counted: dict[int, tuple[Message, int]] = {}
 
     @hookimpl(trylast=True)
     def agent_register_models(self, models: ModelRegistrar) -> None:
@@ -94,7 +95,7 @@ class ScriptedModel:
 
     async def infer(self, request: Request, deltas: Deltas) -> Response:
         self.requests.append(request)
-        index = sum(1 for m in request.messages if m.role == "assistant")
+        index = self._assistant_turns(request.messages)
         if index >= len(self._slots):
             raise InferenceError(f"ScriptedModel has {len(self._slots)} turns; turn {index + 1} was requested")
         faults, turn = self._slots[index]
@@ -106,6 +107,27 @@ class ScriptedModel:
         if callable(turn) and not isinstance(turn, (Text, Call)):
             turn = turn(request)
         return self._respond(index, turn, request, deltas)
+
+    def _assistant_turns(self, messages: Sequence[Message]) -> int:
+        """Count assistant messages, scanning back only to a message counted before.
+
+        Keeps the per-request cost flat in the length of the conversation.
+        """
+        counted = self._counted
+        count, i = 0, len(messages) - 1
+        new: list[Message] = []
+        while i >= 0:
+            message = messages[i]
+            memo = counted.get(id(message))
+            if memo is not None and memo[0] is message:
+                count = memo[1]
+                break
+            new.append(message)
+            i -= 1
+        for message in reversed(new):
+            count += message.role == "assistant"
+            counted[id(message)] = (message, count)
+        return count
 
     def _respond(self, index: int, turn: Any, request: Request, deltas: Deltas) -> Response:
         input_tokens = sum(_estimate_tokens(m.content) for m in request.messages)
