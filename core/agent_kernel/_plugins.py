@@ -128,13 +128,16 @@ def load_plugins(
     for obj in plugins:
         register(obj, plugin_name(obj), None, None)
 
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginLoadError(
-            f"plugin {exc.plugin_name if hasattr(exc, 'plugin_name') else '?'}: {exc}. "
-            "Hook names start with 'agent_'; see agent_kernel.hookspecs for the list"
-        ) from exc
+    for hook_name in dir(pm.hook):
+        caller = getattr(pm.hook, hook_name)
+        if isinstance(caller, pluggy.HookCaller) and caller.spec is None:
+            for impl in caller.get_hookimpls():
+                if not impl.optionalhook:
+                    raise PluginLoadError(
+                        f"plugin {impl.plugin_name!r} implements {hook_name!r}, which is not a hook of "
+                        "agent-kernel (see agent_kernel.hookspecs for the hooks; mark hooks of other "
+                        "plugins with optionalhook=True)"
+                    )
     for hook_name in dir(pm.hook):
         caller = getattr(pm.hook, hook_name)
         for impl in caller.get_hookimpls() if isinstance(caller, pluggy.HookCaller) else ():
@@ -204,7 +207,8 @@ class PhaseHook:
         return tuple(self.argnames.index(n) for n in names)
 
     def __bool__(self) -> bool:
-        return bool(self.impls)
+        """False when calling would do nothing (no implementations and no tracing)."""
+        return bool(self.impls) or self.via_pluggy
 
     def call_sync(self, args: tuple[Any, ...]) -> list[tuple[str, Any]]:
         """Call every implementation; return (plugin, raw result) pairs, None dropped."""

@@ -153,7 +153,7 @@ class _Run:
             self.steps += 1
             self.response, self.calls = None, ()
             self.plans, self.results, self.intended, self.done = {}, {}, set(), set()
-            state = replace_state(state, step=entry.step, context=())
+            state = replace_state(state, step=entry.step)
         elif phase == "after_inference":
             response = self.response
             assert response is not None, "after_inference committed without a recorded response"

@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "AgentError",
+    "ConfigurationError",
+    "InferenceError",
+    "JournalCorrupt",
+    "MissingComponent",
+    "PatchConflict",
+    "PluginError",
+    "PluginLoadError",
+    "StaleAttempt",
+    "ToolInputError",
+    "UnknownRequest",
+    "UnknownRun",
+]
+
 
 class AgentError(Exception):
     """Base class of every error the kernel raises."""
