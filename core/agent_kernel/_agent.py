@@ -15,7 +15,15 @@ import pluggy
 from . import events as ev
 from ._outcome import Outcome
 from ._plugins import HookFailed, PhaseHook, PluginInfo, blame_caller, impl_owners, load_plugins
-from ._registry import ModelExecutor, ModelRegistrar, Registered, RuntimeRegistrar, ToolFunction, ToolRegistrar, ToolStrategy
+from ._registry import (
+    ModelExecutor,
+    ModelRegistrar,
+    Registered,
+    RuntimeRegistrar,
+    ToolFunction,
+    ToolRegistrar,
+    ToolStrategy,
+)
 from ._runner import _Run
 from ._serde import JsonCodec, make_converter
 from ._state import Decision, RunState, ToolSpec, freeze_mapping

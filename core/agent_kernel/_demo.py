@@ -150,7 +150,7 @@ async def _demo() -> int:
         instructions="You are a travel agent.",
     )
     print(bold("agent-kernel demo") + dim("  (scripted model: no network, no key)"))
-    print(f'user: "Weather in Lisbon, my 120 EUR in USD, and book me 2 nights."\n')
+    print('user: "Weather in Lisbon, my 120 EUR in USD, and book me 2 nights."\n')
     outcome = await agent.run("Weather in Lisbon, my 120 EUR in USD, and book me 2 nights.", run_id="demo-run")
     print(f"\noutcome: {bold(outcome.reason)}, pending: {[r.id for r in outcome.pending]}")
     print(dim("the run is durably suspended: no task is waiting. A human approves..."))

@@ -25,36 +25,36 @@ def fold(state: RunState, patch_list: Sequence[p.Patch], *, call: ToolCall | Non
     changes: dict[str, Any] = {}
     data: dict[str, Any] | None = None
     for patch in patch_list:
-        kind = type(patch)
-        if kind is p.AppendMessages:
+        if isinstance(patch, p.AppendMessages):
             changes["messages"] = changes.get("messages", state.messages).extend(patch.messages)
-        elif kind is p.SetData or kind is p.IncrementData:
+        elif isinstance(patch, p.SetData):
+            if data is None:
+                data = dict(state.data)
+            data[patch.key.name] = patch.value
+        elif isinstance(patch, p.IncrementData):
             if data is None:
                 data = dict(state.data)
             key = patch.key
-            if kind is p.SetData:
-                data[key.name] = patch.value
-            else:
-                data[key.name] = data.get(key.name, key.default) + patch.by
-        elif kind is p.InjectContext:
-            changes["context"] = changes.get("context", state.context) + (patch.text,)
-        elif kind is p.ToolChoice:
+            data[key.name] = data.get(key.name, key.default) + patch.by
+        elif isinstance(patch, p.InjectContext):
+            changes["context"] = (*changes.get("context", state.context), patch.text)
+        elif isinstance(patch, p.ToolChoice):
             changes["tool_choice"] = patch.choice
-        elif kind is p.ExcludeTools:
+        elif isinstance(patch, p.ExcludeTools):
             changes["excluded_tools"] = changes.get("excluded_tools", state.excluded_tools) | patch.names
-        elif kind is p.OnlyTools:
+        elif isinstance(patch, p.OnlyTools):
             changes["only_tools"] = patch.names
-        elif kind is p.Stop:
+        elif isinstance(patch, p.Stop):
             if changes.get("stop", state.stop) is None:
                 changes["stop"] = StopInfo(patch.code, patch.detail)
-        elif kind is p.Suspend:
+        elif isinstance(patch, p.Suspend):
             if call is None:
                 raise ValueError("Suspend needs the tool call it suspends")
             pending = changes.get("pending", state.pending)
             request_id = f"{state.run_id}/{state.step}/{call.id}"
             if all(r.id != request_id for r in pending):
                 request = ApprovalRequest(request_id, call, call.name, patch.reason, state.step)
-                changes["pending"] = pending + (request,)
+                changes["pending"] = (*pending, request)
     if data is not None:
         changes["data"] = MappingProxyType(data)
     return replace_state(state, **changes) if changes else state
@@ -73,7 +73,7 @@ def merge_concurrent(batches: Sequence[Sequence[p.Patch]], call_ids: Sequence[st
     for call_id, batch in zip(call_ids, batches, strict=True):
         out: list[p.Patch] = []
         for patch in batch:
-            if type(patch) is p.SetData:
+            if isinstance(patch, p.SetData):
                 key = patch.key
                 if key.name in written:
                     first_call, earlier = written[key.name]
@@ -112,18 +112,17 @@ def resolve_call(call: ToolCall, patch_list: Sequence[p.Patch]) -> CallPlan:
     arguments = call.arguments
     suspend = False
     for patch in patch_list:
-        kind = type(patch)
-        if kind is p.Block:
+        if isinstance(patch, p.Block):
             return CallPlan("block", arguments, patch.reason, True)
-        if kind is p.ProvideResult:
+        if isinstance(patch, p.ProvideResult):
             return CallPlan("provide", arguments, patch.content, patch.is_error)
-        if kind is p.Suspend:
+        if isinstance(patch, p.Suspend):
             suspend = True
-        elif kind is p.RewriteArguments:
+        elif isinstance(patch, p.RewriteArguments):
             arguments = patch.arguments
     return CallPlan("suspend" if suspend else "run", arguments)
 
 
 def reminders(patch_list: Sequence[p.Patch]) -> tuple[str, ...]:
     """The `Remind` texts among `patch_list`, in order."""
-    return tuple(patch.text for patch in patch_list if type(patch) is p.Remind)
+    return tuple(patch.text for patch in patch_list if isinstance(patch, p.Remind))

@@ -190,7 +190,7 @@ class PhaseHook:
     pluggy's own caller instead (results then cannot be attributed one by one).
     """
 
-    __slots__ = ("name", "hook", "impls", "is_async", "via_pluggy", "allowed", "caller", "argnames")
+    __slots__ = ("allowed", "argnames", "caller", "hook", "impls", "is_async", "name", "via_pluggy")
 
     def __init__(self, pm: pluggy.PluginManager, phase: str) -> None:
         self.name = "agent_" + phase

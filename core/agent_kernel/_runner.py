@@ -22,7 +22,7 @@ from . import events as ev
 from ._fold import CallPlan, fold, merge_concurrent, reminders, resolve_call
 from ._log import Chain, Log
 from ._outcome import Outcome, Stats
-from ._plugins import HookFailed, PhaseHook, blame_caller
+from ._plugins import HookFailed, PhaseHook
 from ._registry import ToolContext
 from ._state import (
     Approve,
@@ -37,7 +37,15 @@ from ._state import (
     ToolSpec,
     replace_state,
 )
-from .errors import InferenceError, MissingComponent, PatchConflict, PluginError, StaleAttempt, ToolInputError, UnknownRequest
+from .errors import (
+    InferenceError,
+    MissingComponent,
+    PatchConflict,
+    PluginError,
+    StaleAttempt,
+    ToolInputError,
+    UnknownRequest,
+)
 from .hookspecs import Context, Fallback, Retry
 from .journal import Committed, Decided, Ended, Entry, ErrorInfo, Inferred, Intended, Retried, Started, ToolDone
 from .patches import Patch
@@ -235,7 +243,10 @@ class _Run:
         event = kind((self.position << 32) + self.event_n, self.run_id, *fields)
         self.event_n += 1
         if self.sink is not None:
-            self.sink(event)
+            try:
+                self.sink(event)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self.sink = None  # the stream's consumer has gone; the run goes on
         for observer in list(self.observers):
             function, plugin = observer
             try:
@@ -371,7 +382,7 @@ class _Run:
             await self.flush()
             if self.listening:
                 self.emit(ev.RunEnded, reason, self.state.output(), error.message if error else None)
-            return self.outcome(reason, error, started)
+        return self.outcome(reason, error, started)
 
     def outcome(self, reason: str, error: ErrorInfo | None, started: float) -> Outcome:
         state = self.state

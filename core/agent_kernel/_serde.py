@@ -61,7 +61,7 @@ def make_converter(state_keys: Mapping[str, StateKey[Any]]) -> Converter:
         return raw
 
     conv.register_structure_hook(int | float, structure_number)
-    configure_tagged_union(Decision, conv, tag_name="type", tag_generator=lambda cl: cl.__name__)  # type: ignore[arg-type]
+    configure_tagged_union(Decision, conv, tag_name="type", tag_generator=lambda cl: cl.__name__)
     for base in (patches.Patch, journal.Entry, events.Event):
         include_subclasses(
             base,
@@ -98,7 +98,7 @@ class JsonCodec:
                 f"{FORMAT_VERSION} (upgrade agent-kernel to read newer journals)"
             )
         try:
-            return self.converter.structure(data, journal.Entry)  # type: ignore[type-abstract]
+            return self.converter.structure(data, journal.Entry)
         except JournalCorrupt:
             raise
         except Exception as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import Any
 
 from attrs import frozen
 
@@ -37,7 +37,7 @@ class Fault:
     times: int = 1
 
 
-Turn = Union[Text, Call, Sequence[Call], Fault, Callable[[Request], Any]]
+Turn = Text | Call | Sequence[Call] | Fault | Callable[[Request], Any]
 
 
 def text(content: str) -> Text:
