@@ -23,7 +23,6 @@ from typing import Any
 
 import pluggy
 import trio
-
 from agent_kernel import Agent, Message, Response, ToolCall, ToolResult, ToolSpec, Usage, hookimpl
 from agent_kernel.hookspecs import PHASES
 

@@ -13,9 +13,8 @@ import inspect
 import sys
 from pathlib import Path
 
-import pluggy
-
 import agent_kernel
+import pluggy
 from agent_kernel import errors, events, hookspecs, journal, patches, testing
 
 HERE = Path(__file__).parent

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from agent_kernel import hookspecs
 
 ROOT = Path(__file__).parent.parent

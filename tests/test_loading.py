@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from agent_kernel import Agent, hookimpl, patches
 from agent_kernel.errors import PluginLoadError
 from agent_kernel.testing import RunRecorder, ScriptedModel, text
