@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from types import MappingProxyType
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, final
@@ -93,6 +94,7 @@ class Agent:
         self._executors: dict[str, tuple[ModelExecutor, str]] = {}
         self._tools: dict[str, tuple[ToolSpec, ToolFunction]] = tools.tools
         self._tool_specs = tuple(spec for spec, _ in tools.tools.values())
+        self._specs_by_name = MappingProxyType({spec.name: spec for spec in self._tool_specs})
         self._tool_view: tuple[Any, tuple[ToolSpec, ...]] = (None, self._tool_specs)
         chosen = runtime.strategy or runtime.default_strategy
         self._strategy: ToolStrategy | None = chosen.item if chosen else None

@@ -95,6 +95,7 @@ class _Run:
         self.journal = agent._journal
         self.sink = sink
         self.observers = list(agent._observers)
+        self.specs = agent._specs_by_name
         self.listening = sink is not None or bool(self.observers)
         self.buffer: list[Entry] = []
         self.lock = anyio.Lock()
@@ -259,7 +260,7 @@ class _Run:
     # ------------------------------------------------------------------ hooks
 
     def context(self, phase: str) -> Context:
-        return Context(self.run_id, self.state, self.state.step, self.attempt > 1, self.attempt, phase)
+        return Context(self.run_id, self.state, self.state.step, self.attempt > 1, self.attempt, phase, self.specs)
 
     async def call_phase(self, hook: PhaseHook, args: tuple[Any, ...]) -> tuple[list[Patch], list[str]]:
         """Call a phase hook; return its validated patches and their plugins, in call order."""
@@ -434,7 +435,7 @@ class _Run:
 
     async def step_start(self) -> None:
         step = self.state.step + 1
-        ctx = Context(self.run_id, self.state, step, self.attempt > 1, self.attempt, "step_start")
+        ctx = Context(self.run_id, self.state, step, self.attempt > 1, self.attempt, "step_start", self.specs)
         await self.run_phase("step_start", (ctx,), step=step)
         if self.listening:
             self.emit(ev.StepStarted, step)

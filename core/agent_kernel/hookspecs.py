@@ -50,13 +50,14 @@ and logged, and the run goes on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pluggy
 from attrs import frozen
 
-from ._state import Request, Response, RunState, ToolCall, ToolResult
+from ._state import Request, Response, RunState, ToolCall, ToolResult, ToolSpec
 
 if TYPE_CHECKING:
     from cattrs import Converter
@@ -80,6 +81,7 @@ class Context(NamedTuple):
         resumed: true when this invocation is a `resume`.
         attempt: the invocation number (1 for the first `run`).
         phase: the phase name without the ``agent_`` prefix.
+        tools: every registered tool's `ToolSpec` by name (also hidden ones).
     """
 
     run_id: str
@@ -88,6 +90,7 @@ class Context(NamedTuple):
     resumed: bool
     attempt: int
     phase: str
+    tools: Mapping[str, ToolSpec]
 
 
 # Decisions returned by the decision hooks -------------------------------------------
