@@ -168,7 +168,11 @@ class _Run:
             assert response is not None, "after_inference committed without a recorded response"
             self.calls = response.message.tool_calls
             state = replace_state(
-                state, messages=state.messages.append(response.message), usage=state.usage + response.usage, context=(), tool_choice=None
+                state,
+                messages=state.messages.append(response.message),
+                usage=state.usage + response.usage,
+                context=(),
+                tool_choice=None,
             )
         elif phase == "before_tool_execute":
             call = self._call(entry.call_id)
@@ -305,14 +309,20 @@ class _Run:
                 raise first from None
         return out
 
-    async def run_phase(self, phase: str, args: tuple[Any, ...], *, step: int | None = None, call_id: str | None = None) -> None:
+    async def run_phase(
+        self, phase: str, args: tuple[Any, ...], *, step: int | None = None, call_id: str | None = None
+    ) -> None:
         hook = self.agent._phases[phase]
         patch_list, sources = await self.call_phase(hook, args)
-        self.commit(Committed(phase, self.state.step if step is None else step, tuple(patch_list), tuple(sources), call_id))
+        self.commit(
+            Committed(phase, self.state.step if step is None else step, tuple(patch_list), tuple(sources), call_id)
+        )
 
     # ------------------------------------------------------------------ the invocation
 
-    async def invoke(self, entries: Sequence[Entry], start: Started, decisions: Mapping[str, Decision], timeout: float | None) -> Outcome:
+    async def invoke(
+        self, entries: Sequence[Entry], start: Started, decisions: Mapping[str, Decision], timeout: float | None
+    ) -> Outcome:
         """Replay `entries`, then run from the first uncommitted phase to RunEnd."""
         for entry in entries:
             self.apply(entry)
@@ -328,13 +338,30 @@ class _Run:
                 if self.listening:
                     self.emit(ev.RunStarted, self.attempt > 1, self.attempt)
                 await self.run_phase("run_start", (self.context("run_start"),))
-                reason = await self.drive()
+                async with AsyncExitStack() as resources:
+                    ctx = self.context("run_start")
+                    for manager in self.agent._wraps("agent_wrap_run", ctx=ctx):
+                        try:
+                            await resources.enter_async_context(manager)
+                        except Exception as exc:
+                            info = ErrorInfo(
+                                f"run resource {manager!r} failed to start: {type(exc).__name__}: {exc}",
+                                hook="agent_wrap_run",
+                                type=type(exc).__name__,
+                            )
+                            raise _Failure(info) from exc
+                    reason = await self.drive()
             if scope.cancelled_caught:
                 reason = "cancelled"
                 if timeout is not None:
                     error = ErrorInfo(f"timed out after {timeout} s", type="TimeoutError")
         except HookFailed as failed:
-            error = ErrorInfo(f"{type(failed.error).__name__}: {failed.error}", failed.plugin, failed.hook, type(failed.error).__name__)
+            error = ErrorInfo(
+                f"{type(failed.error).__name__}: {failed.error}",
+                failed.plugin,
+                failed.hook,
+                type(failed.error).__name__,
+            )
         except PluginError as exc:
             error = ErrorInfo(str(exc), exc.plugin, exc.hook, type(exc).__name__)
         except _Failure as failure:
@@ -375,7 +402,12 @@ class _Run:
             except HookFailed as failed:
                 if error is None:
                     reason = "error"
-                    error = ErrorInfo(f"{type(failed.error).__name__}: {failed.error}", failed.plugin, failed.hook, type(failed.error).__name__)
+                    error = ErrorInfo(
+                        f"{type(failed.error).__name__}: {failed.error}",
+                        failed.plugin,
+                        failed.hook,
+                        type(failed.error).__name__,
+                    )
             except PluginError as exc:
                 if error is None:
                     reason, error = "error", ErrorInfo(str(exc), exc.plugin, exc.hook, type(exc).__name__)
@@ -387,7 +419,9 @@ class _Run:
 
     def outcome(self, reason: str, error: ErrorInfo | None, started: float) -> Outcome:
         state = self.state
-        stats = Stats(self.steps, self.llm_calls, self.tool_calls, self.tool_errors, self.retries, time.monotonic() - started)
+        stats = Stats(
+            self.steps, self.llm_calls, self.tool_calls, self.tool_errors, self.retries, time.monotonic() - started
+        )
         return Outcome(
             reason,  # type: ignore[arg-type]
             state.output(),
@@ -481,7 +515,9 @@ class _Run:
                 raise
             except Exception as exc:
                 attempt += 1
-                decision = agent._decide("agent_on_inference_error", ctx=ctx, request=request, error=exc, attempt=attempt)
+                decision = agent._decide(
+                    "agent_on_inference_error", ctx=ctx, request=request, error=exc, attempt=attempt
+                )
                 message = f"{type(exc).__name__}: {exc}"
                 if isinstance(decision, Retry):
                     delay = decision.delay
@@ -492,9 +528,13 @@ class _Run:
                     await self._retry("inference", attempt, 0.0, message, decision.model)
                     request = attrs.evolve(request, model=decision.model)
                 else:
-                    raise _Failure(ErrorInfo(f"inference failed: {message}", plugin, "infer", type(exc).__name__)) from exc
+                    raise _Failure(
+                        ErrorInfo(f"inference failed: {message}", plugin, "infer", type(exc).__name__)
+                    ) from exc
         if not isinstance(response, Response):
-            raise _Failure(ErrorInfo(f"executor returned {type(response).__name__}, not a Response", plugin, "infer", "TypeError"))
+            raise _Failure(
+                ErrorInfo(f"executor returned {type(response).__name__}, not a Response", plugin, "infer", "TypeError")
+            )
         self.commit(Inferred(self.state.step, response))
 
     async def _retry(self, what: str, attempt: int, delay: float, error: str, model: str = "") -> None:
@@ -603,7 +643,9 @@ class _Run:
 
     async def _after(self, call: ToolCall) -> None:
         hook = self.agent._phases["after_tool_execute"]
-        patch_list, sources = await self.call_phase(hook, (self.context("after_tool_execute"), self._ran(call), self.results[call.id]))
+        patch_list, sources = await self.call_phase(
+            hook, (self.context("after_tool_execute"), self._ran(call), self.results[call.id])
+        )
         self._commit_after(call, patch_list, sources)
 
     def _commit_after(self, call: ToolCall, patch_list: list[Patch], sources: list[str]) -> None:
@@ -630,7 +672,11 @@ class _Run:
         found = agent._tools.get(call.name)
         if found is None:
             names = ", ".join(sorted(agent._tools)) or "none"
-            self.commit(ToolDone(self.state.step, call.id, ToolResult(f"Unknown tool {call.name!r}. Available tools: {names}.", True)))
+            self.commit(
+                ToolDone(
+                    self.state.step, call.id, ToolResult(f"Unknown tool {call.name!r}. Available tools: {names}.", True)
+                )
+            )
             return
         spec, function = found
         if call.id in self.intended and not spec.idempotent:
@@ -644,7 +690,9 @@ class _Run:
         result = await self._attempt_tool(call, spec, function, arguments)
         self.commit(ToolDone(self.state.step, call.id, result))
 
-    async def _attempt_tool(self, call: ToolCall, spec: ToolSpec, function: Any, arguments: Mapping[str, Any]) -> ToolResult:
+    async def _attempt_tool(
+        self, call: ToolCall, spec: ToolSpec, function: Any, arguments: Mapping[str, Any]
+    ) -> ToolResult:
         agent = self.agent
         attempt = 0
         while True:
@@ -680,4 +728,3 @@ def _first_hook_failure(group: BaseException) -> HookFailed | None:
         if found is not None:
             return found
     return None
-

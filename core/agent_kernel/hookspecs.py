@@ -238,6 +238,28 @@ def agent_run_start(ctx: Context) -> list[Patch] | None:
     """
 
 
+@_spec
+def agent_wrap_run(ctx: Context) -> AbstractAsyncContextManager[Any] | None:
+    """Return an async context manager holding a resource for this invocation.
+
+    Entered right after RunStart committed, inside the run's cancel scope, and exited
+    before RunEnd, in reverse order (the first returned is outermost). Use it for
+    resources whose lifetime is the run: a server process, a connection pool, a span,
+    a task group running a background service (no task outlives its run).
+
+    Args:
+        ctx: the phase context of RunStart.
+
+    Returns:
+        An async context manager or None.
+
+    An exception from entering or exiting a manager ends the run with outcome
+    ``error`` naming the plugin (when raised by the hook) or the manager's error.
+
+    .. versionadded:: 0.1
+    """
+
+
 # ---------------------------------------------------------------------------------
 # Step
 # ---------------------------------------------------------------------------------
