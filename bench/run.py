@@ -23,6 +23,7 @@ from typing import Any
 
 import pluggy
 import trio
+
 from agent_kernel import Agent, Message, Response, ToolCall, ToolResult, ToolSpec, Usage, hookimpl
 from agent_kernel.hookspecs import PHASES
 
@@ -38,7 +39,9 @@ class BenchModel:
 
     def __init__(self, steps: int) -> None:
         self.steps = steps
-        self.call = Response(Message("assistant", "", (ToolCall("c1", "add", {"a": 2, "b": 3}),)), Usage(10, 5, 1), "tool_use")
+        self.call = Response(
+            Message("assistant", "", (ToolCall("c1", "add", {"a": 2, "b": 3}),)), Usage(10, 5, 1), "tool_use"
+        )
         self.done = Response(Message("assistant", "5"), Usage(10, 1, 1))
 
     @hookimpl
@@ -241,11 +244,17 @@ def main() -> int:
         "import_ms": import_ms,
     }
     print(f"floor per step (K=10):        {floor10:8.1f} µs")
-    print(f"kernel per step (K=10):       {kernel10:8.1f} µs   ratio {figures['step_ratio']:.2f}  (budget ≤ {BUDGET['step_ratio']})")
-    print(f"kernel per step (K=1000):     {kernel1000:8.1f} µs   K=1000/K=10 {figures['flat_ratio']:.2f}  (budget ≤ {BUDGET['flat_ratio']})")
+    print(
+        f"kernel per step (K=10):       {kernel10:8.1f} µs   ratio {figures['step_ratio']:.2f}  (budget ≤ {BUDGET['step_ratio']})"
+    )
+    print(
+        f"kernel per step (K=1000):     {kernel1000:8.1f} µs   K=1000/K=10 {figures['flat_ratio']:.2f}  (budget ≤ {BUDGET['flat_ratio']})"
+    )
     print(f"floor per step (K=1000):      {floor1000:8.1f} µs")
     print(f"1000 runs x 5 steps, floor:   {floor_c * 1000:8.1f} ms")
-    print(f"1000 runs x 5 steps, kernel:  {kernel_c * 1000:8.1f} ms   ratio {figures['concurrent_ratio']:.2f}  (budget ≤ {BUDGET['concurrent_ratio']})")
+    print(
+        f"1000 runs x 5 steps, kernel:  {kernel_c * 1000:8.1f} ms   ratio {figures['concurrent_ratio']:.2f}  (budget ≤ {BUDGET['concurrent_ratio']})"
+    )
     print(f"memory per in-flight run:     {kib:8.1f} KiB  (budget ≤ {BUDGET['kib_per_run']})")
     print(f"import agent_kernel:          {import_ms:8.1f} ms   (budget ≤ {BUDGET['import_ms']})")
     over = [name for name, value in figures.items() if value > BUDGET[name]]

@@ -13,8 +13,9 @@ import inspect
 import sys
 from pathlib import Path
 
-import agent_kernel
 import pluggy
+
+import agent_kernel
 from agent_kernel import errors, events, hookspecs, journal, patches, testing
 
 HERE = Path(__file__).parent

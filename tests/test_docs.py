@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from agent_kernel import hookspecs
 
 ROOT = Path(__file__).parent.parent

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from agent_kernel import Agent, hookimpl, patches
 from agent_kernel.errors import PluginLoadError
 from agent_kernel.testing import RunRecorder, ScriptedModel, text
@@ -27,7 +28,9 @@ def install_distribution(site: Path, dist: str, entry: str, module: str, source:
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[agent_kernel.plugins]\n{entry} = {module}\n")
-    (info / "RECORD").write_text(f"{module}.py,,\n{info.name}/METADATA,,\n{info.name}/entry_points.txt,,\n{info.name}/RECORD,,\n")
+    (info / "RECORD").write_text(
+        f"{module}.py,,\n{info.name}/METADATA,,\n{info.name}/entry_points.txt,,\n{info.name}/RECORD,,\n"
+    )
 
 
 GREETER = """
@@ -139,7 +142,9 @@ def test_plugins_command_prints_json(site: Path) -> None:
     assert "greeter" not in {row["name"] for row in blocked}
 
 
-async def test_trace_hooks_prints_every_call(site: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_trace_hooks_prints_every_call(
+    site: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AGENT_KERNEL_TRACE_HOOKS", "1")
     agent = Agent(model="scripted", plugins=[ScriptedModel([text("hi")])])
     outcome = await agent.run("hello")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from types import MappingProxyType
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import MappingProxyType
 from typing import Any, final
 
 import anyio
 import pluggy
+from cattrs import Converter
 
 from . import events as ev
 from ._outcome import Outcome
@@ -101,15 +102,11 @@ class Agent:
         journal: Journal = runtime.journal.item if runtime.journal else MemoryJournal()
         self._state_keys = {name: r.item for name, r in runtime.state_keys.items()}
         self._approvers: list[Registered] = runtime.approvers
-        self.converter = make_converter(self._state_keys)
-        hook.agent_configure_converter(converter=self.converter)
-        self.codec = JsonCodec(self.converter)
+        self.codec = JsonCodec(self._make_converter)
         journal.bind(self.codec)
         self._journal = journal
         self._phases = {phase: PhaseHook(self._pm, phase) for phase in PHASES}
-        self._observers = [
-            (impl.function, impl.plugin_name) for impl in reversed(hook.agent_on_event.get_hookimpls())
-        ]
+        self._observers = [(impl.function, impl.plugin_name) for impl in reversed(hook.agent_on_event.get_hookimpls())]
 
     # ------------------------------------------------------------------ public API
 
@@ -122,6 +119,16 @@ class Agent:
     def plugins(self) -> Mapping[str, PluginInfo]:
         """Loaded plugins by name, with distribution, version and implemented hooks."""
         return dict(self._plugin_infos)
+
+    @property
+    def converter(self) -> Converter:
+        """This agent's private cattrs converter (journal entries, events, patches)."""
+        return self.codec.converter
+
+    def _make_converter(self) -> Converter:
+        converter = make_converter(self._state_keys)
+        self._pm.hook.agent_configure_converter(converter=converter)
+        return converter
 
     @property
     def journal(self) -> Journal:
@@ -149,7 +156,9 @@ class Agent:
         """
         return await self._invoke(input, run_id, None, {}, timeout)
 
-    async def resume(self, run_id: str, *, decisions: Mapping[str, Decision] | None = None, timeout: float | None = None) -> Outcome:
+    async def resume(
+        self, run_id: str, *, decisions: Mapping[str, Decision] | None = None, timeout: float | None = None
+    ) -> Outcome:
         """Continue `run_id` from its first uncommitted phase.
 
         Recorded LLM responses are not requested again and recorded tool results are
@@ -235,9 +244,10 @@ class Agent:
             run_id = run_id or uuid.uuid4().hex
             entries = []
             attempt = await self._journal.claim(run_id)
-            if attempt != 1:
+            if attempt != 1 and await self._journal.load(run_id):
                 raise AgentError(f"run id {run_id!r} is already taken; use resume() to continue it")
-            start = Started(1, self.model, input, self.instructions)
+            # attempt > 1 with no entries: an earlier attempt died before its first commit
+            start = Started(attempt, self.model, input, self.instructions)
         run = _Run(self, run_id, attempt, sink)
         return await run.invoke(entries, start, decisions, timeout)
 
@@ -307,4 +317,3 @@ class EventStream:
             return await self._receive.receive()  # type: ignore[no-any-return]
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
-

@@ -104,7 +104,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, CommandRegistrar]:
-    parser = argparse.ArgumentParser(prog="agent-kernel", description="A plugin-first micro-kernel for LLM agent loops.")
+    parser = argparse.ArgumentParser(
+        prog="agent-kernel", description="A plugin-first micro-kernel for LLM agent loops."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:

@@ -180,5 +180,3 @@ async def _demo() -> int:
 
 def main() -> int:
     return anyio.run(_demo)
-
-

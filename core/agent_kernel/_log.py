@@ -72,9 +72,7 @@ class Log(Sequence[T], Generic[T]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Log):
-            return self._n == other._n and (
-                self._buf is other._buf or self._buf[: self._n] == other._buf[: other._n]
-            )
+            return self._n == other._n and (self._buf is other._buf or self._buf[: self._n] == other._buf[: other._n])
         if isinstance(other, (list, tuple)):
             return self._buf[: self._n] == list(other)
         return NotImplemented

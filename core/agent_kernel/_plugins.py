@@ -122,7 +122,9 @@ def load_plugins(
             try:
                 obj = ep.load()
             except Exception as exc:
-                raise PluginLoadError(f"entry point {ep.name!r} ({ep.value}) from {dist} failed to load: {exc!r}") from exc
+                raise PluginLoadError(
+                    f"entry point {ep.name!r} ({ep.value}) from {dist} failed to load: {exc!r}"
+                ) from exc
             register(obj, ep.name, dist, ep.dist.version if ep.dist else None)
 
     for obj in plugins:
@@ -157,9 +159,16 @@ def load_plugins(
     return pm, infos
 
 
-def impl_owners(pm: pluggy.PluginManager) -> dict[CodeType, str]:
-    """Map each hook implementation's code object to its plugin name."""
-    owners: dict[CodeType, str] = {}
+Owners = dict[CodeType, dict[int, str]]
+
+
+def impl_owners(pm: pluggy.PluginManager) -> Owners:
+    """Map each hook implementation's code object to its plugins, by bound instance.
+
+    Several instances of one plugin class share code objects; the inner key is
+    ``id()`` of the instance a method is bound to (0 for plain functions).
+    """
+    owners: Owners = {}
     for plugin in pm.get_plugins():
         name = pm.get_name(plugin) or "?"
         for caller in pm.get_hookcallers(plugin) or ():
@@ -167,7 +176,8 @@ def impl_owners(pm: pluggy.PluginManager) -> dict[CodeType, str]:
                 if impl.plugin is plugin:
                     code = getattr(impl.function, "__code__", None)
                     if code is not None:
-                        owners[code] = name
+                        bound = getattr(impl.function, "__self__", None)
+                        owners.setdefault(code, {})[0 if bound is None else id(bound)] = name
     return owners
 
 
@@ -247,7 +257,11 @@ class PhaseHook:
             if type(patch) not in self.allowed:
                 what = type(patch).__name__ if isinstance(patch, Patch) else f"non-patch {patch!r}"
                 legal = ", ".join(sorted(t.__name__ for t in self.allowed))
-                raise PluginError(f"returned {what}, which {self.name} does not accept (legal: {legal})", plugin=plugin, hook=self.name)
+                raise PluginError(
+                    f"returned {what}, which {self.name} does not accept (legal: {legal})",
+                    plugin=plugin,
+                    hook=self.name,
+                )
         return list(result)
 
 

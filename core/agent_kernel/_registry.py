@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from types import CodeType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from attrs import frozen
@@ -18,6 +17,7 @@ from ._state import ApprovalRequest, Decision, Request, Response, RunState, Stat
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from ._plugins import Owners
     from .journal import Journal
 
 
@@ -68,7 +68,9 @@ class ToolStrategy(Protocol):
     then evaluates their hooks on one snapshot and merges their patches in call order.
     """
 
-    concurrent: bool
+    @property
+    def concurrent(self) -> bool:
+        """Whether calls may overlap."""
 
     async def run(self, calls: Sequence[ToolCall], execute: Callable[[ToolCall], Awaitable[None]]) -> None: ...
 
@@ -87,15 +89,18 @@ class Registered:
 class _Registrar:
     """Base: finds the calling plugin from the hook implementation on the stack."""
 
-    def __init__(self, owners: Mapping[CodeType, str]) -> None:
+    def __init__(self, owners: Owners) -> None:
         self._owners = owners
 
     def _caller(self) -> str:
         frame = sys._getframe(2)
         while frame is not None:
-            owner = self._owners.get(frame.f_code)
-            if owner is not None:
-                return owner
+            owners = self._owners.get(frame.f_code)
+            if owners is not None:
+                if len(owners) == 1:
+                    return next(iter(owners.values()))
+                instance = frame.f_locals.get("self")
+                return owners.get(id(instance), "?")
             frame = frame.f_back  # type: ignore[assignment]
         return "<direct>"
 
@@ -103,7 +108,7 @@ class _Registrar:
 class ModelRegistrar(_Registrar):
     """Passed to `agent_register_models`: maps model strings to executors."""
 
-    def __init__(self, owners: Mapping[CodeType, str]) -> None:
+    def __init__(self, owners: Owners) -> None:
         super().__init__(owners)
         self.exact: dict[str, Registered] = {}
         self.prefixes: dict[str, Registered] = {}
@@ -132,7 +137,7 @@ class ModelRegistrar(_Registrar):
 class ToolRegistrar(_Registrar):
     """Passed to `agent_register_tools`: the tools the model may call."""
 
-    def __init__(self, owners: Mapping[CodeType, str]) -> None:
+    def __init__(self, owners: Owners) -> None:
         super().__init__(owners)
         self.tools: dict[str, tuple[ToolSpec, ToolFunction]] = {}
 
@@ -158,7 +163,7 @@ class RuntimeRegistrar(_Registrar):
     is an error naming both plugins); any number of state keys and approvers.
     """
 
-    def __init__(self, owners: Mapping[CodeType, str]) -> None:
+    def __init__(self, owners: Owners) -> None:
         super().__init__(owners)
         self.strategy: Registered | None = None
         self.default_strategy: Registered | None = None
@@ -203,12 +208,14 @@ class RuntimeRegistrar(_Registrar):
 class CommandRegistrar(_Registrar):
     """Passed to `agent_register_commands`: extra `agent-kernel` subcommands."""
 
-    def __init__(self, owners: Mapping[CodeType, str]) -> None:
+    def __init__(self, owners: Owners) -> None:
         super().__init__(owners)
         self.commands: dict[str, Registered] = {}
 
     def add(self, name: str, configure: Callable[[Any], None], run: Callable[[Any], int], help: str = "") -> None:
         """Add subcommand `name`: `configure(parser)` adds arguments, `run(args)` returns the exit code."""
         if name in self.commands:
-            raise ConfigurationError(f"command {name!r} is registered by both {self.commands[name].plugin!r} and {self._caller()!r}")
+            raise ConfigurationError(
+                f"command {name!r} is registered by both {self.commands[name].plugin!r} and {self._caller()!r}"
+            )
         self.commands[name] = Registered((configure, run, help), self._caller())

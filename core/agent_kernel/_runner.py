@@ -145,7 +145,7 @@ class _Run:
             self.state = replace_state(self.state, status=entry.reason)  # type: ignore[attr-defined]
 
     def _apply_start(self, entry: Started) -> None:
-        if entry.attempt == 1:
+        if entry.input is not None:  # the run's first invocation
             messages: list[Message] = []
             if entry.instructions:
                 messages.append(Message("system", entry.instructions))
@@ -587,13 +587,18 @@ class _Run:
             self.concurrent = True
             try:
                 await strategy.run(to_run, self.execute)
+            except BaseExceptionGroup as group:
+                raise _unwrap(group) from None
             finally:
                 self.concurrent = False
             await self.afters(todo, concurrent=True)
         elif strategy is None:
             await self.afters(todo, concurrent=False)
         else:
-            await strategy.run(todo, self._execute_then_after)
+            try:
+                await strategy.run(todo, self._execute_then_after)
+            except BaseExceptionGroup as group:
+                raise _unwrap(group) from None
         return False
 
     async def befores(self, calls: Sequence[ToolCall], concurrent: bool) -> None:
@@ -728,3 +733,15 @@ def _first_hook_failure(group: BaseException) -> HookFailed | None:
         if found is not None:
             return found
     return None
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error a strategy's task group carried that the run knows how to end with."""
+    known = (HookFailed, _Failure, PluginError, PatchConflict, MissingComponent, StaleAttempt)
+    match, _ = group.split(known)
+    if match is None:
+        return group
+    found: BaseException = match
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    return found

@@ -9,7 +9,8 @@ its key (and, for its own classes, registered hooks in `agent_configure_converte
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, get_origin
 
@@ -30,6 +31,7 @@ def make_converter(state_keys: Mapping[str, StateKey[Any]]) -> Converter:
     conv.register_unstructure_hook(MappingProxyType, lambda m: {k: conv.unstructure(v) for k, v in m.items()})
     conv.register_unstructure_hook(Log, lambda log: [conv.unstructure(m, Message) for m in log])
     conv.register_structure_hook(Log, lambda raw, _: Log(conv.structure(m, Message) for m in raw))
+
     def is_key(t: Any) -> bool:
         return t is StateKey or get_origin(t) is StateKey
 
@@ -45,9 +47,7 @@ def make_converter(state_keys: Mapping[str, StateKey[Any]]) -> Converter:
             ) from None
 
     conv.register_structure_hook_func(is_key, structure_key)
-    conv.register_unstructure_hook(
-        patches.SetData, lambda p: {"key": p.key.name, "value": conv.unstructure(p.value)}
-    )
+    conv.register_unstructure_hook(patches.SetData, lambda p: {"key": p.key.name, "value": conv.unstructure(p.value)})
 
     def structure_set(raw: Mapping[str, Any], _: Any) -> patches.SetData:
         key = structure_key(raw["key"], None)
@@ -74,10 +74,18 @@ def make_converter(state_keys: Mapping[str, StateKey[Any]]) -> Converter:
 
 
 class JsonCodec:
-    """Encodes journal entries as one JSON object each, with the format version."""
+    """Encodes journal entries as one JSON object each, with the format version.
 
-    def __init__(self, converter: Converter) -> None:
-        self.converter = converter
+    The converter is built on first use (`make`), so agents that never serialise
+    (in-memory journal) do not pay for it.
+    """
+
+    def __init__(self, make: Callable[[], Converter]) -> None:
+        self._make = make
+
+    @cached_property
+    def converter(self) -> Converter:
+        return self._make()
 
     def encode(self, entry: journal.Entry) -> str:
         data = self.converter.unstructure(entry, journal.Entry)
@@ -103,4 +111,3 @@ class JsonCodec:
             raise
         except Exception as exc:
             raise JournalCorrupt(f"journal entry {data.get('type')!r} does not load: {exc}") from exc
-

@@ -71,6 +71,7 @@ PROJECT = "agent_kernel"
 _spec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
+
 class Context(NamedTuple):
     """The read-only view every phase hook receives (an immutable named tuple).
 
@@ -199,8 +200,9 @@ def agent_register_commands(commands: CommandRegistrar) -> None:
 def agent_configure_converter(converter: Converter) -> None:
     """Register cattrs (un)structure hooks for the plugin's own types.
 
-    Fires once when the `Agent` is built, before any journal is read, so values a
-    plugin keeps under its `StateKey`s round-trip through persistent journals.
+    Fires once per `Agent`, when it first needs its converter (before the first journal
+    entry is encoded or decoded), so values a plugin keeps under its `StateKey`s
+    round-trip through persistent journals.
 
     Args:
         converter: the agent's private cattrs converter.
@@ -208,7 +210,7 @@ def agent_configure_converter(converter: Converter) -> None:
     Returns:
         None.
 
-    Raising aborts building the Agent.
+    Raising propagates from the first (de)serialisation.
 
     .. versionadded:: 0.1
     """
@@ -308,7 +310,9 @@ def agent_before_inference(ctx: Context, request: Request) -> list[Patch] | None
 
 
 @_spec(firstresult=True)
-def agent_on_inference_error(ctx: Context, request: Request, error: Exception, attempt: int) -> Retry | Fallback | Fail | None:
+def agent_on_inference_error(
+    ctx: Context, request: Request, error: Exception, attempt: int
+) -> Retry | Fallback | Fail | None:
     """Decide what to do when an inference failed.
 
     Fires after the executor raised; ``attempt`` is 1 on the first failure. The kernel

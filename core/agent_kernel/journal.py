@@ -55,7 +55,7 @@ class Entry:
 
 @frozen
 class Started(Entry):
-    """An invocation began. The first one (attempt 1) carries the run's input."""
+    """An invocation began. The run's first one carries its `input` (other invocations: None)."""
 
     attempt: int
     model: str
@@ -182,9 +182,7 @@ class MemoryJournal:
     async def append(self, run_id: str, attempt: int, entries: Sequence[Entry]) -> None:
         latest = self._attempts.get(run_id, 0)
         if attempt != latest:
-            raise StaleAttempt(
-                f"run {run_id!r}: attempt {attempt} may not commit, attempt {latest} holds the run"
-            )
+            raise StaleAttempt(f"run {run_id!r}: attempt {attempt} may not commit, attempt {latest} holds the run")
         self._entries[run_id].extend(entries)
 
     async def load(self, run_id: str) -> list[Entry]:
