@@ -38,6 +38,8 @@ def fold(state: RunState, patch_list: Sequence[p.Patch], *, call: ToolCall | Non
             data[key.name] = data.get(key.name, key.default) + patch.by
         elif isinstance(patch, p.InjectContext):
             changes["context"] = (*changes.get("context", state.context), patch.text)
+        elif isinstance(patch, p.SetModel):
+            changes["model"] = patch.model
         elif isinstance(patch, p.ToolChoice):
             changes["tool_choice"] = patch.choice
         elif isinstance(patch, p.ExcludeTools):

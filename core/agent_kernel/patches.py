@@ -5,23 +5,8 @@ against the phase's legality table (`ALLOWED`), journals the list, and folds it 
 the run's state in pluggy call order. Patches are small frozen values and serialise
 through the kernel's converter.
 
-Legal patches per phase (also in docs/hooks.md):
-
-==================  =============================================================
-phase               patches
-==================  =============================================================
-run_start           AppendMessages, InjectContext, ToolChoice, SetData,
-                    IncrementData, ExcludeTools, OnlyTools, Stop
-step_start          same as run_start
-before_inference    InjectContext, ToolChoice, SetData, IncrementData,
-                    ExcludeTools, OnlyTools, Stop
-after_inference     AppendMessages, SetData, IncrementData, Stop
-before_tool_execute Block, Suspend, ProvideResult, RewriteArguments, SetData,
-                    IncrementData, Stop
-after_tool_execute  Remind, SetData, IncrementData, Stop
-step_end            AppendMessages, InjectContext, SetData, IncrementData, Stop
-run_end             SetData, IncrementData
-==================  =============================================================
+Which patch types each phase accepts is `ALLOWED` (rendered as a table in
+docs/hooks.md).
 
 `AppendMessages` after inference is added after the assistant message (for
 example, feedback for the model's next step). Tool-scoped patches (`Block`,
@@ -52,6 +37,7 @@ __all__ = [
     "Remind",
     "RewriteArguments",
     "SetData",
+    "SetModel",
     "Stop",
     "Suspend",
     "ToolChoice",
@@ -108,6 +94,13 @@ class ToolChoice(Patch):
     """Set the next inference's tool choice: "auto", "none", "required" or a tool name."""
 
     choice: str
+
+
+@frozen
+class SetModel(Patch):
+    """Send the following inferences to `model` (a handoff to another agent, a cheaper model)."""
+
+    model: str
 
 
 @frozen
@@ -172,16 +165,16 @@ class Remind(Patch):
 
 
 _STATE = frozenset({SetData, IncrementData})
-_SETUP = _STATE | {AppendMessages, InjectContext, ToolChoice, ExcludeTools, OnlyTools, Stop}
+_SETUP = _STATE | {AppendMessages, InjectContext, ToolChoice, SetModel, ExcludeTools, OnlyTools, Stop}
 
 #: Which patch types each phase hook may return.
 ALLOWED: Mapping[str, frozenset[type[Patch]]] = {
     "run_start": _SETUP,
     "step_start": _SETUP,
-    "before_inference": _STATE | {InjectContext, ToolChoice, ExcludeTools, OnlyTools, Stop},
+    "before_inference": _STATE | {InjectContext, ToolChoice, SetModel, ExcludeTools, OnlyTools, Stop},
     "after_inference": _STATE | {AppendMessages, Stop},
     "before_tool_execute": _STATE | {Block, Suspend, ProvideResult, RewriteArguments, Stop},
-    "after_tool_execute": _STATE | {Remind, Stop},
-    "step_end": _STATE | {AppendMessages, InjectContext, Stop},
+    "after_tool_execute": _STATE | {Remind, SetModel, Stop},
+    "step_end": _STATE | {AppendMessages, InjectContext, SetModel, ExcludeTools, OnlyTools, Stop},
     "run_end": _STATE,
 }
