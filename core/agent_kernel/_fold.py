@@ -49,6 +49,13 @@ def fold(state: RunState, patch_list: Sequence[p.Patch], *, call: ToolCall | Non
         elif isinstance(patch, p.Stop):
             if changes.get("stop", state.stop) is None:
                 changes["stop"] = StopInfo(patch.code, patch.detail)
+        elif isinstance(patch, p.Finish):
+            if changes.get("stop", state.stop) is None:
+                changes["stop"] = StopInfo("finished", patch.detail, completed=True)
+        elif isinstance(patch, p.SetWindow):
+            changes["window_start"], changes["summary"] = patch.start, patch.summary
+        elif isinstance(patch, p.ReplaceMessage):
+            changes["messages"] = changes.get("messages", state.messages).replace(patch.index, patch.message)
         elif isinstance(patch, p.Suspend):
             if call is None:
                 raise ValueError("Suspend needs the tool call it suspends")

@@ -51,6 +51,16 @@ class Log(Sequence[T], Generic[T]):
         buf.extend(items)
         return Log._view(buf, len(buf))
 
+    def replace(self, index: int, item: T) -> Log[T]:
+        """Return a new log with the item at `index` replaced (copies: O(n))."""
+        items = self._buf[: self._n]
+        items[index] = item
+        return Log(items)
+
+    def tail(self, start: int) -> Sequence[T]:
+        """A read-only view of the items from `start` on, built in O(1)."""
+        return _Tail(self, start) if start else self
+
     def __len__(self) -> int:
         return self._n
 
@@ -127,3 +137,33 @@ class Chain(Sequence[T], Generic[T]):
 
     def __repr__(self) -> str:
         return f"Chain({list(self)!r})"
+
+
+class _Tail(Sequence[T], Generic[T]):
+    """The items of a `Log` from `start` on."""
+
+    __slots__ = ("_log", "_start")
+
+    def __init__(self, log: Log[T], start: int) -> None:
+        self._log = log
+        self._start = start
+
+    def __len__(self) -> int:
+        return len(self._log) - self._start
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[T, ...]: ...
+    def __getitem__(self, index: int | slice) -> T | tuple[T, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("index out of range")
+        return self._log[self._start + index]
+
+    def __iter__(self) -> Iterator[T]:
+        return islice(iter(self._log), self._start, None)

@@ -48,12 +48,13 @@ from .errors import (
 )
 from .hookspecs import Context, Fallback, Retry
 from .journal import Committed, Decided, Ended, Entry, ErrorInfo, Inferred, Intended, Retried, Started, ToolDone
-from .patches import Patch
+from .patches import Patch, ReplaceMessage, SetWindow
 
 if TYPE_CHECKING:
     from ._agent import Agent
 
 FINAL = frozenset({"completed", "stopped"})
+_INDEXED = (ReplaceMessage, SetWindow)
 UNKNOWN_OUTCOME = (
     "The outcome of this tool call is unknown: the run was interrupted while it ran and "
     "the tool is not idempotent, so it was not run again. Check before retrying."
@@ -279,9 +280,29 @@ class _Run:
             if result is None:
                 continue
             valid = hook.validate(plugin, result)
+            for patch in valid:
+                if type(patch) in _INDEXED:
+                    self._check_index(patch, plugin, hook.name)
             patch_list.extend(valid)
             sources.extend([plugin] * len(valid))
         return patch_list, sources
+
+    def _check_index(self, patch: Patch, plugin: str, hook: str) -> None:
+        """Refuse message indexes that do not fit the conversation."""
+        messages = self.state.messages
+        if isinstance(patch, ReplaceMessage) and not 0 <= patch.index < len(messages):
+            raise PluginError(
+                f"ReplaceMessage index {patch.index} is outside 0..{len(messages) - 1}", plugin=plugin, hook=hook
+            )
+        if isinstance(patch, SetWindow):
+            if not 0 <= patch.start <= len(messages):
+                raise PluginError(
+                    f"SetWindow start {patch.start} is outside 0..{len(messages)}", plugin=plugin, hook=hook
+                )
+            if patch.start < len(messages) and messages[patch.start].role == "tool":
+                raise PluginError(
+                    f"SetWindow start {patch.start} would split a tool result from its call", plugin=plugin, hook=hook
+                )
 
     async def _await_all(self, hook: PhaseHook, results: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
         """Await the coroutines among `results` concurrently, keeping their positions."""
@@ -431,7 +452,7 @@ class _Run:
             state,
             state.pending if reason == "suspended" else (),
             error,
-            state.stop if reason == "stopped" else None,
+            state.stop if reason == "stopped" or (state.stop is not None and state.stop.completed) else None,
         )
 
     async def drive(self) -> str:
@@ -443,7 +464,7 @@ class _Run:
             stopping = self.state.stop is not None
             if phase is None or phase == "step_end":
                 if stopping:
-                    return "stopped"
+                    return "completed" if self.state.stop.completed else "stopped"  # type: ignore[union-attr]
                 if phase == "step_end" and not self.calls and self._answered():
                     return "completed"
                 await self.step_start()
@@ -481,8 +502,15 @@ class _Run:
     def request(self, model: str | None = None) -> Request:
         state = self.state
         messages: Sequence[Message] = state.messages
-        if state.context:
-            messages = Chain(tuple(Message("system", text) for text in state.context), state.messages)
+        head: tuple[Message, ...] = tuple(Message("system", text) for text in state.context)
+        if state.window_start:
+            lead = 0
+            while lead < len(messages) and messages[lead].role == "system":
+                lead += 1
+            head = tuple(messages[:lead]) + head + ((Message("system", state.summary),) if state.summary else ())
+            messages = state.messages.tail(max(state.window_start, lead))
+        if head:
+            messages = Chain(head, messages)
         return Request(
             model or state.model,
             messages,  # type: ignore[arg-type]

@@ -203,11 +203,15 @@ Decision = Approve | Deny
 
 @frozen
 class StopInfo:
-    """Why a run stopped: a machine-readable `code` and a human `detail`."""
+    """Why a run ends early: a machine-readable `code` and a human `detail`.
+
+    `completed` is true when a plugin finished the run (`patches.Finish`) rather than
+    stopped it (`patches.Stop`).
+    """
 
     code: str
     detail: str = ""
-    plugin: str = ""
+    completed: bool = False
 
 
 @final
@@ -228,7 +232,10 @@ class RunState:
         excluded_tools: tools hidden from the model.
         only_tools: when not None, the only tools shown to the model.
         pending: approval requests the run is suspended on.
-        stop: set once a plugin asked the run to stop.
+        stop: set once a plugin asked the run to stop or finish.
+        window_start: requests carry the leading system messages, then `summary`,
+            then ``messages[window_start:]`` (see `patches.SetWindow`).
+        summary: text standing in for the messages before `window_start`.
     """
 
     run_id: str
@@ -244,6 +251,8 @@ class RunState:
     only_tools: frozenset[str] | None = None
     pending: tuple[ApprovalRequest, ...] = ()
     stop: StopInfo | None = None
+    window_start: int = 0
+    summary: str = ""
 
     def get(self, key: StateKey[T]) -> T:
         """The value stored under `key`, or its default."""

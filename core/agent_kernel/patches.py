@@ -29,15 +29,18 @@ __all__ = [
     "AppendMessages",
     "Block",
     "ExcludeTools",
+    "Finish",
     "IncrementData",
     "InjectContext",
     "OnlyTools",
     "Patch",
     "ProvideResult",
     "Remind",
+    "ReplaceMessage",
     "RewriteArguments",
     "SetData",
     "SetModel",
+    "SetWindow",
     "Stop",
     "Suspend",
     "ToolChoice",
@@ -129,6 +132,38 @@ class Stop(Patch):
 
 
 @frozen
+class Finish(Patch):
+    """End the run with outcome `completed` (e.g. a final-answer tool was called).
+
+    Like `Stop`, the current step still reaches StepEnd and nothing further starts.
+    """
+
+    detail: str = ""
+
+
+@frozen
+class SetWindow(Patch):
+    """Send only part of the conversation from now on (context-window strategies).
+
+    Requests carry the leading system messages, then `summary` (if any) as a system
+    message, then ``messages[start:]``. The journal and `RunState.messages` keep
+    everything. `start` must not split a tool call from its result (the kernel
+    refuses a window starting at a tool message).
+    """
+
+    start: int
+    summary: str = ""
+
+
+@frozen
+class ReplaceMessage(Patch):
+    """Replace the message at `index` (e.g. a guardrail rewriting the user's input)."""
+
+    index: int
+    message: Message
+
+
+@frozen
 class Block(Patch):
     """Do not run this tool call; the model receives `reason` as an error result."""
 
@@ -165,16 +200,26 @@ class Remind(Patch):
 
 
 _STATE = frozenset({SetData, IncrementData})
-_SETUP = _STATE | {AppendMessages, InjectContext, ToolChoice, SetModel, ExcludeTools, OnlyTools, Stop}
+_SETUP = _STATE | {
+    AppendMessages,
+    ReplaceMessage,
+    InjectContext,
+    ToolChoice,
+    SetModel,
+    SetWindow,
+    ExcludeTools,
+    OnlyTools,
+    Stop,
+}
 
 #: Which patch types each phase hook may return.
 ALLOWED: Mapping[str, frozenset[type[Patch]]] = {
     "run_start": _SETUP,
     "step_start": _SETUP,
-    "before_inference": _STATE | {InjectContext, ToolChoice, SetModel, ExcludeTools, OnlyTools, Stop},
-    "after_inference": _STATE | {AppendMessages, Stop},
+    "before_inference": _STATE | {InjectContext, ToolChoice, SetModel, SetWindow, ExcludeTools, OnlyTools, Stop},
+    "after_inference": _STATE | {AppendMessages, Finish, Stop},
     "before_tool_execute": _STATE | {Block, Suspend, ProvideResult, RewriteArguments, Stop},
-    "after_tool_execute": _STATE | {Remind, SetModel, Stop},
-    "step_end": _STATE | {AppendMessages, InjectContext, SetModel, ExcludeTools, OnlyTools, Stop},
+    "after_tool_execute": _STATE | {Remind, SetModel, Finish, Stop},
+    "step_end": _STATE | {AppendMessages, InjectContext, SetModel, SetWindow, ExcludeTools, OnlyTools, Finish, Stop},
     "run_end": _STATE,
 }
