@@ -1,0 +1,30 @@
+"""agent-plugin-mcp: the tools of MCP servers as agent-kernel tools.
+
+``MCPTools(name, command=None, url=None, env=None, ...)`` starts an MCP server
+(stdio or streamable HTTP) for the life of an ``async with`` block and offers its
+tools to the model as ``<name>__<tool>``::
+
+    async with MCPTools("time", command="mcp-server-time") as time:
+        agent = Agent(model="openai:gpt-4o-mini", plugins=[time])
+        outcome = await agent.run("What time is it in Tokyo?")
+
+The MCP SDK is imported only when a server is started.
+"""
+
+from ._content import to_tool_result as to_tool_result
+from ._errors import MCPConnectionLost as MCPConnectionLost
+from ._errors import MCPError as MCPError
+from ._errors import MCPTimeout as MCPTimeout
+from ._names import SEPARATOR as SEPARATOR
+from ._names import kernel_names as kernel_names
+from ._tools import MCPTools as MCPTools
+
+__all__ = [
+    "SEPARATOR",
+    "MCPConnectionLost",
+    "MCPError",
+    "MCPTimeout",
+    "MCPTools",
+    "kernel_names",
+    "to_tool_result",
+]
