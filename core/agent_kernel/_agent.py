@@ -8,11 +8,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import MappingProxyType
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 import anyio
 import pluggy
-from cattrs import Converter
 
 from . import events as ev
 from ._outcome import Outcome
@@ -32,6 +31,9 @@ from ._state import Decision, RunState, ToolSpec, freeze_mapping
 from .errors import AgentError, MissingComponent, PluginLoadError, UnknownRun
 from .hookspecs import PHASES
 from .journal import Journal, MemoryJournal, Started
+
+if TYPE_CHECKING:
+    from cattrs import Converter
 
 _log = logging.getLogger("agent_kernel")
 

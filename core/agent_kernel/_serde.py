@@ -12,21 +12,27 @@ import json
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, get_origin
-
-from cattrs import Converter
-from cattrs.strategies import configure_tagged_union, include_subclasses
+from typing import TYPE_CHECKING, Any, get_origin
 
 from . import events, journal, patches
 from ._log import Log
 from ._state import Decision, Message, StateKey
 from .errors import JournalCorrupt
 
+if TYPE_CHECKING:
+    from cattrs import Converter
+
 FORMAT_VERSION = 1
 
 
 def make_converter(state_keys: Mapping[str, StateKey[Any]]) -> Converter:
-    """A converter for the kernel's types that knows the agent's state keys."""
+    """A converter for the kernel's types that knows the agent's state keys.
+
+    cattrs is imported here, on first use, to keep ``import agent_kernel`` fast.
+    """
+    from cattrs import Converter
+    from cattrs.strategies import configure_tagged_union, include_subclasses
+
     conv = Converter()
     conv.register_unstructure_hook(MappingProxyType, lambda m: {k: conv.unstructure(v) for k, v in m.items()})
     conv.register_unstructure_hook(Log, lambda log: [conv.unstructure(m, Message) for m in log])
