@@ -13,18 +13,21 @@ from ._state import ApprovalRequest, RunState, StopInfo, ToolCall, replace_state
 from .errors import PatchConflict
 
 
-def fold(state: RunState, patch_list: Sequence[p.Patch], *, call: ToolCall | None = None) -> RunState:
+def fold(
+    state: RunState, patch_list: Sequence[p.Patch], *, call: ToolCall | None = None, sources: Sequence[str] = ()
+) -> RunState:
     """Apply `patch_list` to `state` in order and return the new state.
 
     Pure and deterministic: the same state and patches always give an equal state.
     Tool-scoped patches (Block, ProvideResult, RewriteArguments, Remind) leave the state
-    as it is (`resolve_call` reads them); `Suspend` adds an approval request for `call`.
+    as it is (`resolve_call` reads them); `Suspend` adds an approval request for `call`,
+    naming the plugin that asked (from `sources`, parallel to `patch_list`, if given).
     """
     if not patch_list:
         return state
     changes: dict[str, Any] = {}
     data: dict[str, Any] | None = None
-    for patch in patch_list:
+    for i, patch in enumerate(patch_list):
         if isinstance(patch, p.AppendMessages):
             changes["messages"] = changes.get("messages", state.messages).extend(patch.messages)
         elif isinstance(patch, p.SetData):
@@ -62,7 +65,8 @@ def fold(state: RunState, patch_list: Sequence[p.Patch], *, call: ToolCall | Non
             pending = changes.get("pending", state.pending)
             request_id = f"{state.run_id}/{state.step}/{call.id}"
             if all(r.id != request_id for r in pending):
-                request = ApprovalRequest(request_id, call, call.name, patch.reason, state.step)
+                plugin = sources[i] if i < len(sources) else ""
+                request = ApprovalRequest(request_id, call, call.name, patch.reason, state.step, plugin)
                 changes["pending"] = (*pending, request)
     if data is not None:
         changes["data"] = MappingProxyType(data)

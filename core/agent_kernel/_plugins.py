@@ -91,6 +91,11 @@ def load_plugins(
     def register(obj: object, name: str, dist: str | None, version: str | None) -> None:
         if name in blocked:
             return
+        if dist is None and sources.get(name, (None, None))[0] is not None:
+            # A plugin passed in code replaces the installed plugin of the same name:
+            # Retry(...) given explicitly takes the place of the autoloaded "retry".
+            pm.unregister(name=name)
+            del sources[name]
         if name in sources or pm.get_plugin(name) is not None:
             other = sources.get(name, (None, None))[0] or "code"
             raise PluginLoadError(
@@ -235,6 +240,10 @@ class PhaseHook:
                 if result is not None:
                     out.append((plugin, result))
         except Exception as exc:
+            for _, result in out:  # coroutines of async implementations that will never run
+                close = getattr(result, "close", None)
+                if close is not None and hasattr(result, "__await__"):
+                    close()
             raise HookFailed(plugin, self.name, exc) from exc
         return out
 

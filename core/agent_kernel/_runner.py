@@ -48,7 +48,7 @@ from .errors import (
 )
 from .hookspecs import Context, Fallback, Retry
 from .journal import Committed, Decided, Ended, Entry, ErrorInfo, Inferred, Intended, Retried, Started, ToolDone
-from .patches import Patch, ReplaceMessage, SetWindow
+from .patches import Patch, ReplaceMessage, SetWindow, Suspend
 
 if TYPE_CHECKING:
     from ._agent import Agent
@@ -183,7 +183,10 @@ class _Run:
                 self.results[call.id] = ToolResult(plan.content, plan.is_error)
             elif plan.action == "suspend":
                 self.requests_seen.add(f"{self.run_id}/{entry.step}/{call.id}")
-            self.state = fold(state, entry.patches, call=call)
+            patch_list = entry.patches
+            if plan.action != "suspend" and any(isinstance(p, Suspend) for p in patch_list):
+                patch_list = tuple(p for p in patch_list if not isinstance(p, Suspend))  # outvoted
+            self.state = fold(state, patch_list, call=call, sources=entry.sources)
             self.phase = phase
             return
         elif phase == "after_tool_execute":
@@ -422,7 +425,7 @@ class _Run:
                 await self.run_phase("run_end", (self.context("run_end"), outcome))
             except HookFailed as failed:
                 if error is None:
-                    reason = "error"
+                    reason = "cancelled" if reason == "cancelled" else "error"
                     error = ErrorInfo(
                         f"{type(failed.error).__name__}: {failed.error}",
                         failed.plugin,
@@ -431,7 +434,8 @@ class _Run:
                     )
             except PluginError as exc:
                 if error is None:
-                    reason, error = "error", ErrorInfo(str(exc), exc.plugin, exc.hook, type(exc).__name__)
+                    reason = "cancelled" if reason == "cancelled" else "error"
+                    error = ErrorInfo(str(exc), exc.plugin, exc.hook, type(exc).__name__)
             self.commit(Ended(reason, error))
             await self.flush()
             if self.listening:
