@@ -5,9 +5,8 @@ distribution is installed. Add `agent_plugin_approval.Approval` to the agent::
 
     Agent(model=..., plugins=[Approval(require_approval("shell", "write_*"))])
 
-Note that this module is itself a plugin named ``approval``: in an agent that
-autoloads plugins, give your `Approval` another name (``Approval(policy,
-name="gate")``); ``block=["approval"]`` would block yours too.
+This module is itself a plugin named ``approval``; an `Approval` passed in code
+(default name ``approval``) takes its place.
 
 .. versionadded:: 0.1
 """
