@@ -78,8 +78,10 @@ def merge_concurrent(batches: Sequence[Sequence[p.Patch]], call_ids: Sequence[st
 
     `batches[i]` belongs to `call_ids[i]`, in call order. A `SetData` on a key that
     an earlier call of the batch also set follows the key's merge rule: "error"
-    raises `PatchConflict`, "last" keeps the later value, a function replaces the
-    later patch by `SetData(key, rule(earlier, later))`. Everything else is unchanged.
+    raises `PatchConflict`, "last" keeps the later value, "sum" replaces the later
+    patch by `SetData(key, earlier + later)`, a function by
+    `SetData(key, rule(earlier, later))`. One call setting a key twice is no
+    conflict: its own patches fold in order. Everything else is unchanged.
     """
     written: dict[str, tuple[str, Any]] = {}
     merged: list[list[p.Patch]] = []
@@ -88,16 +90,18 @@ def merge_concurrent(batches: Sequence[Sequence[p.Patch]], call_ids: Sequence[st
         for patch in batch:
             if isinstance(patch, p.SetData):
                 key = patch.key
-                if key.name in written:
+                if key.name in written and written[key.name][0] != call_id:
                     first_call, earlier = written[key.name]
                     rule = key.merge
                     if rule == "error":
                         raise PatchConflict(
                             f"tool calls {first_call!r} and {call_id!r} ran concurrently and both "
-                            f"set {key.name!r}; give the StateKey a merge rule ('last' or a function) "
+                            f"set {key.name!r}; give the StateKey a merge rule ('last', 'sum' or a function) "
                             "or run the tools sequentially"
                         )
-                    if callable(rule):
+                    if rule == "sum":
+                        patch = p.SetData(key, earlier + patch.value)
+                    elif callable(rule):
                         patch = p.SetData(key, rule(earlier, patch.value))
                 written[key.name] = (call_id, patch.value)
             out.append(patch)

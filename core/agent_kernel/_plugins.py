@@ -205,7 +205,7 @@ class PhaseHook:
     pluggy's own caller instead (results then cannot be attributed one by one).
     """
 
-    __slots__ = ("allowed", "argnames", "caller", "hook", "impls", "is_async", "name", "via_pluggy")
+    __slots__ = ("allowed", "argnames", "caller", "hook", "impls", "is_async", "name", "suspects", "via_pluggy")
 
     def __init__(self, pm: pluggy.PluginManager, phase: str) -> None:
         self.name = "agent_" + phase
@@ -216,6 +216,8 @@ class PhaseHook:
         impls = list(reversed(caller.get_hookimpls()))
         self.via_pluggy = any(i.wrapper or i.hookwrapper for i in impls) or _truthy(os.environ.get(ENV_TRACE))
         self.impls = [(i.function, self._positions(i.argnames), i.plugin_name) for i in impls]
+        # who may have returned a result, when pluggy's caller is used (it drops Nones)
+        self.suspects = "|".join(sorted({i.plugin_name for i in impls if not i.wrapper})) or "?"
         self.is_async = any(inspect.iscoroutinefunction(i.function) for i in impls)
 
     def _positions(self, names: Sequence[str]) -> tuple[int, ...]:
@@ -252,7 +254,9 @@ class PhaseHook:
             results = self.caller(**dict(zip(self.argnames, args, strict=True)))
         except Exception as exc:
             raise HookFailed(blame_caller(self.caller, exc), self.name, exc) from exc
-        return [("?", result) for result in results]
+        # pluggy drops None results, so results cannot be matched to plugins one by
+        # one: name every plugin that may have returned them.
+        return [(self.suspects, result) for result in results]
 
     def validate(self, plugin: str, result: Any) -> list[Patch]:
         """Check a result's shape and legality; raise `PluginError` naming the plugin."""

@@ -69,6 +69,33 @@ class _Failure(Exception):
         self.info = info
 
 
+class _Resource:
+    """Wraps an `agent_wrap_run` manager so that its failures end the run as errors of that hook."""
+
+    __slots__ = ("manager",)
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+
+    def _failure(self, doing: str, exc: Exception) -> _Failure:
+        message = f"run resource {self.manager!r} failed to {doing}: {type(exc).__name__}: {exc}"
+        return _Failure(ErrorInfo(message, hook="agent_wrap_run", type=type(exc).__name__))
+
+    async def __aenter__(self) -> Any:
+        try:
+            return await self.manager.__aenter__()
+        except Exception as exc:
+            raise self._failure("start", exc) from exc
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.manager.__aexit__(*exc_info)
+        except Exception as exc:
+            if exc is exc_info[1]:
+                raise
+            raise self._failure("close", exc) from exc
+
+
 class _Deltas:
     """The `Deltas` sink given to executors: turns pieces into events."""
 
@@ -365,38 +392,19 @@ class _Run:
                 async with AsyncExitStack() as resources:
                     ctx = self.context("run_start")
                     for manager in self.agent._wraps("agent_wrap_run", ctx=ctx):
-                        try:
-                            await resources.enter_async_context(manager)
-                        except Exception as exc:
-                            info = ErrorInfo(
-                                f"run resource {manager!r} failed to start: {type(exc).__name__}: {exc}",
-                                hook="agent_wrap_run",
-                                type=type(exc).__name__,
-                            )
-                            raise _Failure(info) from exc
+                        await resources.enter_async_context(_Resource(manager))
                     reason = await self.drive()
             if scope.cancelled_caught:
                 reason = "cancelled"
                 if timeout is not None:
                     error = ErrorInfo(f"timed out after {timeout} s", type="TimeoutError")
-        except HookFailed as failed:
-            error = ErrorInfo(
-                f"{type(failed.error).__name__}: {failed.error}",
-                failed.plugin,
-                failed.hook,
-                type(failed.error).__name__,
-            )
-        except PluginError as exc:
-            error = ErrorInfo(str(exc), exc.plugin, exc.hook, type(exc).__name__)
-        except _Failure as failure:
-            error = failure.info
-        except (MissingComponent, UnknownRequest, PatchConflict) as exc:
-            error = ErrorInfo(str(exc), type=type(exc).__name__)
+        except (HookFailed, PluginError, _Failure, MissingComponent, UnknownRequest, PatchConflict) as exc:
+            reason, error = "error", _error_info(exc)
         except StaleAttempt:
             raise
         except Exception as exc:  # a kernel or journal bug: still end the run properly
             self.agent._log.exception("run %s failed inside the kernel", self.run_id)
-            error = ErrorInfo(f"internal error: {type(exc).__name__}: {exc}", type=type(exc).__name__)
+            reason, error = "error", ErrorInfo(f"internal error: {type(exc).__name__}: {exc}", type=type(exc).__name__)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await self.finish("cancelled", None, started)
@@ -423,19 +431,10 @@ class _Run:
             outcome = self.outcome(reason, error, started)
             try:
                 await self.run_phase("run_end", (self.context("run_end"), outcome))
-            except HookFailed as failed:
-                if error is None:
+            except (HookFailed, PluginError) as exc:
+                if error is None:  # a cancelled run stays cancelled; others become errors
                     reason = "cancelled" if reason == "cancelled" else "error"
-                    error = ErrorInfo(
-                        f"{type(failed.error).__name__}: {failed.error}",
-                        failed.plugin,
-                        failed.hook,
-                        type(failed.error).__name__,
-                    )
-            except PluginError as exc:
-                if error is None:
-                    reason = "cancelled" if reason == "cancelled" else "error"
-                    error = ErrorInfo(str(exc), exc.plugin, exc.hook, type(exc).__name__)
+                    error = _error_info(exc)
             self.commit(Ended(reason, error))
             await self.flush()
             if self.listening:
@@ -755,6 +754,18 @@ class _Run:
                     await self._retry(f"tool:{call.name}", attempt, decision.delay, message)
                     continue
                 return ToolResult(f"Tool {call.name!r} failed: {message}", True)
+
+
+def _error_info(exc: Exception) -> ErrorInfo:
+    """What the outcome says about an error that ended the run."""
+    if isinstance(exc, HookFailed):
+        name = type(exc.error).__name__
+        return ErrorInfo(f"{name}: {exc.error}", exc.plugin, exc.hook, name)
+    if isinstance(exc, PluginError):
+        return ErrorInfo(str(exc), exc.plugin, exc.hook, type(exc).__name__)
+    if isinstance(exc, _Failure):
+        return exc.info
+    return ErrorInfo(str(exc), type=type(exc).__name__)
 
 
 def _first_hook_failure(group: BaseException) -> HookFailed | None:

@@ -34,6 +34,11 @@ def make_converter(state_keys: Mapping[str, StateKey[Any]]) -> Converter:
     from cattrs.strategies import configure_tagged_union, include_subclasses
 
     conv = Converter()
+
+    def is_frozenset(t: Any) -> bool:
+        return t is frozenset or get_origin(t) is frozenset
+
+    conv.register_unstructure_hook_func(is_frozenset, sorted)
     conv.register_unstructure_hook(MappingProxyType, lambda m: {k: conv.unstructure(v) for k, v in m.items()})
     conv.register_unstructure_hook(Log, lambda log: [conv.unstructure(m, Message) for m in log])
     conv.register_structure_hook(Log, lambda raw, _: Log(conv.structure(m, Message) for m in raw))
