@@ -109,25 +109,26 @@ class ScriptedModel:
         return self._respond(index, turn, request, deltas)
 
     def _assistant_turns(self, messages: Sequence[Message]) -> int:
-        """Count assistant messages, scanning back only to a message counted before.
+        """Count assistant messages, scanning back only to the last one counted before.
 
-        Keeps the per-request cost flat in the length of the conversation.
+        Keeps the per-request cost flat in the length of the conversation. Only
+        assistant messages are remembered (by identity): the model made each of them,
+        whereas other messages may be one constant object appended again and again.
         """
         counted = self._counted
-        count, i = 0, len(messages) - 1
-        new: list[Message] = []
-        while i >= 0:
+        base, new = 0, []
+        for i in range(len(messages) - 1, -1, -1):
             message = messages[i]
+            if message.role != "assistant":
+                continue
             memo = counted.get(id(message))
             if memo is not None and memo[0] is message:
-                count = memo[1]
+                base = memo[1]
                 break
             new.append(message)
-            i -= 1
-        for message in reversed(new):
-            count += message.role == "assistant"
-            counted[id(message)] = (message, count)
-        return count
+        for ordinal, message in enumerate(reversed(new), start=base + 1):
+            counted[id(message)] = (message, ordinal)
+        return base + len(new)
 
     def _respond(self, index: int, turn: Any, request: Request, deltas: Deltas) -> Response:
         input_tokens = sum(_estimate_tokens(m.content) for m in request.messages)
