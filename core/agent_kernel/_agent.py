@@ -104,6 +104,7 @@ class Agent:
         journal: Journal = runtime.journal.item if runtime.journal else MemoryJournal()
         self._state_keys = {name: r.item for name, r in runtime.state_keys.items()}
         self._approvers: list[Registered] = runtime.approvers
+        self._redactors = tuple(r.item for r in runtime.redactors)
         self.codec = JsonCodec(self._make_converter)
         journal.bind(self.codec)
         self._journal = journal
@@ -263,7 +264,15 @@ class Agent:
         else:
             for prefix, registered in self._models.prefixes.items():
                 if model.startswith(prefix):
-                    found = (registered.item(model[len(prefix) :]), registered.plugin)
+                    try:
+                        executor = registered.item(model[len(prefix) :])
+                    except MissingComponent:
+                        raise
+                    except Exception as exc:
+                        raise MissingComponent(
+                            f"plugin {registered.plugin!r} could not serve model {model!r}: {type(exc).__name__}: {exc}"
+                        ) from exc
+                    found = (executor, registered.plugin)
                     break
         if found is None:
             family = model.split(":", 1)[0]

@@ -170,6 +170,7 @@ class RuntimeRegistrar(_Registrar):
         self.journal: Registered | None = None
         self.state_keys: dict[str, Registered] = {}
         self.approvers: list[Registered] = []
+        self.redactors: list[Registered] = []
 
     def set_tool_strategy(self, strategy: ToolStrategy, *, default: bool = False) -> None:
         """Use `strategy` to run each step's tool calls.
@@ -197,6 +198,16 @@ class RuntimeRegistrar(_Registrar):
     def add_approver(self, approver: Approver) -> None:
         """Ask `approver(request, state)` before suspending; the first non-None decision applies."""
         self.approvers.append(Registered(approver, self._caller()))
+
+    def add_redactor(self, redactor: Callable[[Any], Any]) -> None:
+        """Pass every journal entry and event through `redactor` before it is kept or sent.
+
+        `redactor(value)` receives an `Entry` or an `Event` and returns it, or a copy
+        with secrets removed. Entries are redacted before they are folded and
+        journaled, so state, requests, the journal and events all hold the redacted
+        text. Redactors compose in registration order.
+        """
+        self.redactors.append(Registered(redactor, self._caller()))
 
     def _single(self, what: str, current: Registered | None, item: Any) -> Registered:
         plugin = self._caller()

@@ -124,6 +124,7 @@ class _Run:
         self.sink = sink
         self.observers = list(agent._observers)
         self.specs = agent._specs_by_name
+        self.redactors = agent._redactors
         self.listening = sink is not None or bool(self.observers)
         self.buffer: list[Entry] = []
         self.lock = anyio.Lock()
@@ -251,6 +252,8 @@ class _Run:
         raise KeyError(f"no tool call {call_id!r} in step {self.state.step}")
 
     def commit(self, entry: Entry) -> None:
+        for redact in self.redactors:
+            entry = redact(entry)
         self.buffer.append(entry)
         self.apply(entry)
 
@@ -277,6 +280,8 @@ class _Run:
         if self.position != self.event_base:
             self.event_base, self.event_n = self.position, 0
         event = kind((self.position << 32) + self.event_n, self.run_id, *fields)
+        for redact in self.redactors:
+            event = redact(event)
         self.event_n += 1
         if self.sink is not None:
             try:
