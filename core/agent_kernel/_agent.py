@@ -157,7 +157,7 @@ class Agent:
         Raises:
             AgentError: the run id is already taken, or no model was given.
         """
-        return await self._invoke(input, run_id, None, {}, timeout)
+        return await self._invoke(input, run_id, {}, timeout)
 
     async def resume(
         self, run_id: str, *, decisions: Mapping[str, Decision] | None = None, timeout: float | None = None
@@ -165,7 +165,8 @@ class Agent:
         """Continue `run_id` from its first uncommitted phase.
 
         Recorded LLM responses are not requested again and recorded tool results are
-        not re-run; a finished run returns the same outcome without any call.
+        not re-run. A finished run (completed or stopped) is not run again: its
+        recorded outcome is returned, no hook fires and nothing is journaled.
 
         Args:
             run_id: the run to continue.
@@ -176,7 +177,7 @@ class Agent:
         Raises:
             UnknownRun: the journal has no such run.
         """
-        return await self._invoke(None, run_id, None, decisions or {}, timeout)
+        return await self._invoke(None, run_id, decisions or {}, timeout)
 
     @asynccontextmanager
     async def stream(
@@ -201,14 +202,16 @@ class Agent:
         """
         if resume and run_id is None:
             raise AgentError("stream(resume=True) needs the run_id to resume")
+        if not resume and input is None:
+            raise AgentError("stream() needs an input, or resume=True and a run_id")
         send, receive = anyio.create_memory_object_stream[ev.Event](math.inf)
         stream = EventStream(receive)
+        decisions = decisions or {}
+        run, start = await self._prepare(None if resume else input, run_id, send.send_nowait, decisions)
 
         async def drive() -> None:
             with send:
-                stream.outcome = await self._invoke(
-                    None if resume else input, run_id, send.send_nowait, decisions or {}, timeout, resume=resume
-                )
+                stream.outcome = await run.invoke(start, decisions, timeout)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(drive)
@@ -222,37 +225,43 @@ class Agent:
     # ------------------------------------------------------------------ internals
 
     async def _invoke(
-        self,
-        input: str | None,
-        run_id: str | None,
-        sink: Any,
-        decisions: Mapping[str, Decision],
-        timeout: float | None,
-        *,
-        resume: bool | None = None,
+        self, input: str | None, run_id: str | None, decisions: Mapping[str, Decision], timeout: float | None
     ) -> Outcome:
-        resuming = input is None if resume is None else resume
-        if resuming:
+        run, start = await self._prepare(input, run_id, None, decisions)
+        return await run.invoke(start, decisions, timeout)
+
+    async def _prepare(
+        self, input: str | None, run_id: str | None, sink: Any, decisions: Mapping[str, Decision]
+    ) -> tuple[_Run, Started]:
+        """Check everything that can be refused, then claim the run (resume when `input` is None).
+
+        Nothing is claimed for a request that fails: a refused resume never fences out
+        the attempt that holds the run.
+        """
+        if input is None:
             if run_id is None:
                 raise AgentError("resume needs a run_id")
             entries = await self._journal.load(run_id)
             if not entries:
                 raise UnknownRun(f"no run {run_id!r} in the journal ({type(self._journal).__name__})")
-            attempt = await self._journal.claim(run_id)
+            run = _Run(self, run_id, sink)
+            run.replay(entries, decisions)
             model = next((e.model for e in entries if isinstance(e, Started)), self.model or "")
-            start = Started(attempt, model)
-        else:
-            if self.model is None:
-                raise AgentError("no model: pass Agent(model=...)")
-            run_id = run_id or uuid.uuid4().hex
-            entries = []
-            attempt = await self._journal.claim(run_id)
-            if attempt != 1 and await self._journal.load(run_id):
-                raise AgentError(f"run id {run_id!r} is already taken; use resume() to continue it")
-            # attempt > 1 with no entries: an earlier attempt died before its first commit
-            start = Started(attempt, self.model, input, self.instructions)
-        run = _Run(self, run_id, attempt, sink)
-        return await run.invoke(entries, start, decisions, timeout)
+            if run.finished:  # read-only: claiming would fence out nobody's work for nothing
+                return run, Started(0, model)
+            return run, Started(await self._journal.claim(run_id), model)
+        if self.model is None:
+            raise AgentError("no model: pass Agent(model=...)")
+        taken = AgentError(f"run id {run_id!r} is already taken; use resume() to continue it")
+        if run_id is None:
+            run_id = uuid.uuid4().hex
+        elif await self._journal.load(run_id):
+            raise taken
+        attempt = await self._journal.claim(run_id)
+        # attempt > 1 with no entries: an earlier attempt died before its first commit
+        if attempt != 1 and await self._journal.load(run_id):
+            raise taken
+        return _Run(self, run_id, sink), Started(attempt, self.model, input, self.instructions)
 
     def _executor(self, model: str) -> tuple[ModelExecutor, str]:
         found = self._executors.get(model)

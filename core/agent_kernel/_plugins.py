@@ -19,6 +19,7 @@ from attrs import frozen
 
 from . import hookspecs
 from .errors import PluginError, PluginLoadError
+from .hookspecs import PHASES
 from .patches import ALLOWED, Patch
 
 GROUP = "agent_kernel.plugins"
@@ -152,6 +153,11 @@ def load_plugins(
                 raise PluginLoadError(
                     f"plugin {impl.plugin_name!r}: {hook_name} uses old-style hookwrapper=True; use wrapper=True"
                 )
+            if hook_name.removeprefix("agent_") not in PHASES and inspect.iscoroutinefunction(impl.function):
+                raise PluginLoadError(
+                    f"plugin {impl.plugin_name!r}: {hook_name} is an async def, but only phase hooks may be "
+                    "async; make it a plain function (it runs synchronously inside the kernel)"
+                )
 
     for name, (dist, version) in sources.items():
         plugin = pm.get_plugin(name)
@@ -202,10 +208,24 @@ class PhaseHook:
     Implementations are called in pluggy's order (tryfirst, LIFO, trylast) straight
     from `HookCaller.get_hookimpls()`, so each result and exception is attributed to
     its plugin. If a wrapper is registered, or tracing is on, the call goes through
-    pluggy's own caller instead (results then cannot be attributed one by one).
+    pluggy's own executor instead, with each implementation shimmed to note what it
+    returned: results are still attributed exactly, and a result that only a wrapper
+    made is attributed to the wrappers.
     """
 
-    __slots__ = ("allowed", "argnames", "caller", "hook", "impls", "is_async", "name", "suspects", "via_pluggy")
+    __slots__ = (
+        "allowed",
+        "argnames",
+        "caller",
+        "hook",
+        "impls",
+        "is_async",
+        "name",
+        "noted",
+        "pluggy_impls",
+        "via_pluggy",
+        "wrappers",
+    )
 
     def __init__(self, pm: pluggy.PluginManager, phase: str) -> None:
         self.name = "agent_" + phase
@@ -216,9 +236,26 @@ class PhaseHook:
         impls = list(reversed(caller.get_hookimpls()))
         self.via_pluggy = any(i.wrapper or i.hookwrapper for i in impls) or _truthy(os.environ.get(ENV_TRACE))
         self.impls = [(i.function, self._positions(i.argnames), i.plugin_name) for i in impls]
-        # who may have returned a result, when pluggy's caller is used (it drops Nones)
-        self.suspects = "|".join(sorted({i.plugin_name for i in impls if not i.wrapper})) or "?"
         self.is_async = any(inspect.iscoroutinefunction(i.function) for i in impls)
+        self.wrappers = "|".join(sorted({i.plugin_name for i in impls if i.wrapper})) or "?"
+        self.noted: dict[int, str] = {}  # id(result) -> plugin, during one call through pluggy
+        self.pluggy_impls = [self._noting(i) for i in caller.get_hookimpls()] if self.via_pluggy else []
+
+    def _noting(self, impl: pluggy.HookImpl) -> pluggy.HookImpl:
+        """A copy of `impl` that notes which plugin returned which result object."""
+        if impl.wrapper:
+            return impl
+        function, plugin, noted = impl.function, impl.plugin_name, self.noted
+
+        def note(*args: Any) -> Any:
+            result = function(*args)
+            if result is not None:
+                noted[id(result)] = plugin
+            return result
+
+        copy = pluggy.HookImpl(impl.plugin, plugin, function, impl.opts)
+        setattr(copy, "function", note)  # noqa: B010 (the attribute is typed Final)
+        return copy
 
     def _positions(self, names: Sequence[str]) -> tuple[int, ...]:
         return tuple(self.argnames.index(n) for n in names)
@@ -250,13 +287,14 @@ class PhaseHook:
         return out
 
     def _via_pluggy(self, args: tuple[Any, ...]) -> list[tuple[str, Any]]:
+        self.noted.clear()
+        kwargs = dict(zip(self.argnames, args, strict=True))
         try:
-            results = self.caller(**dict(zip(self.argnames, args, strict=True)))
+            # pluggy's executor (tracing included) over the noting copies of the impls
+            results = self.caller._hookexec(self.name, self.pluggy_impls, kwargs, False)
         except Exception as exc:
             raise HookFailed(blame_caller(self.caller, exc), self.name, exc) from exc
-        # pluggy drops None results, so results cannot be matched to plugins one by
-        # one: name every plugin that may have returned them.
-        return [(self.suspects, result) for result in results]
+        return [(self.noted.get(id(result), self.wrappers), result) for result in results]
 
     def validate(self, plugin: str, result: Any) -> list[Patch]:
         """Check a result's shape and legality; raise `PluginError` naming the plugin."""

@@ -39,6 +39,7 @@ from ._state import (
 )
 from .errors import (
     InferenceError,
+    JournalAppendFailed,
     MissingComponent,
     PatchConflict,
     PluginError,
@@ -116,10 +117,11 @@ class _Deltas:
 class _Run:
     """One invocation of one run. Private: `Agent` is the public face."""
 
-    def __init__(self, agent: Agent, run_id: str, attempt: int, sink: Callable[[ev.Event], None] | None) -> None:
+    def __init__(self, agent: Agent, run_id: str, sink: Callable[[ev.Event], None] | None) -> None:
         self.agent = agent
         self.run_id = run_id
-        self.attempt = attempt
+        self.attempt = 0  # set from the Started entry once the run is claimed
+        self.journal_failed = False  # an append failed: this invocation writes nothing more
         self.journal = agent._journal
         self.sink = sink
         self.observers = list(agent._observers)
@@ -144,6 +146,7 @@ class _Run:
         self.requests_seen: set[str] = set()
         self.decided: set[str] = set()
         self.ended: str | None = None
+        self.ended_error: ErrorInfo | None = None
         self.steps = self.llm_calls = self.tool_calls = self.tool_errors = self.retries = 0
 
     # ------------------------------------------------------------------ folding
@@ -171,6 +174,7 @@ class _Run:
             self._apply_start(entry)  # type: ignore[arg-type]
         elif kind is Ended:
             self.ended = entry.reason  # type: ignore[attr-defined]
+            self.ended_error = entry.error  # type: ignore[attr-defined]
             self.state = replace_state(self.state, status=entry.reason)  # type: ignore[attr-defined]
 
     def _apply_start(self, entry: Started) -> None:
@@ -267,12 +271,24 @@ class _Run:
             return
         if self.concurrent:
             async with self.lock:
-                entries, self.buffer = self.buffer, []
-                if entries:
-                    await self.journal.append(self.run_id, self.attempt, entries)
+                if self.buffer:
+                    await self._append()
         else:
-            entries, self.buffer = self.buffer, []
-            await self.journal.append(self.run_id, self.attempt, entries)
+            await self._append()
+
+    async def _append(self) -> None:
+        """Append the buffer; after a failure nothing more is written (no gap in the journal)."""
+        if self.journal_failed:
+            raise JournalAppendFailed("an earlier append of this invocation failed")
+        try:
+            await self.journal.append(self.run_id, self.attempt, self.buffer)
+        except StaleAttempt:
+            self.journal_failed = True
+            raise
+        except Exception as exc:
+            self.journal_failed = True
+            raise JournalAppendFailed(f"journal {type(self.journal).__name__}: {type(exc).__name__}: {exc}") from exc
+        self.buffer = []
 
     # ------------------------------------------------------------------ events
 
@@ -376,14 +392,23 @@ class _Run:
 
     # ------------------------------------------------------------------ the invocation
 
-    async def invoke(
-        self, entries: Sequence[Entry], start: Started, decisions: Mapping[str, Decision], timeout: float | None
-    ) -> Outcome:
-        """Replay `entries`, then run from the first uncommitted phase to RunEnd."""
+    @property
+    def finished(self) -> bool:
+        """The run completed or stopped: resuming it returns its recorded outcome."""
+        return self.ended in FINAL
+
+    def replay(self, entries: Sequence[Entry], decisions: Mapping[str, Decision]) -> None:
+        """Fold recorded `entries` and check `decisions` against them (before the run is claimed)."""
         for entry in entries:
             self.apply(entry)
         self._check_decisions(decisions)
+
+    async def invoke(self, start: Started, decisions: Mapping[str, Decision], timeout: float | None) -> Outcome:
+        """Run from the first uncommitted phase to RunEnd, as the attempt `start` claimed."""
         started = time.monotonic()
+        if self.finished:  # not run again: no hook fires, nothing is journaled
+            return self.outcome(self.ended, self.ended_error, started)  # type: ignore[arg-type]
+        self.attempt = start.attempt
         reason, error = "error", None
         try:
             with anyio.CancelScope() as scope:
@@ -403,9 +428,10 @@ class _Run:
                 reason = "cancelled"
                 if timeout is not None:
                     error = ErrorInfo(f"timed out after {timeout} s", type="TimeoutError")
-        except (HookFailed, PluginError, _Failure, MissingComponent, UnknownRequest, PatchConflict) as exc:
+        except (HookFailed, PluginError, _Failure, MissingComponent, PatchConflict, JournalAppendFailed) as exc:
             reason, error = "error", _error_info(exc)
-        except StaleAttempt:
+        except StaleAttempt as exc:  # another attempt owns the run: end this one, write nothing, tell the caller
+            await self.finish("error", _error_info(exc), started)
             raise
         except Exception as exc:  # a kernel or journal bug: still end the run properly
             self.agent._log.exception("run %s failed inside the kernel", self.run_id)
@@ -440,8 +466,13 @@ class _Run:
                 if error is None:  # a cancelled run stays cancelled; others become errors
                     reason = "cancelled" if reason == "cancelled" else "error"
                     error = _error_info(exc)
-            self.commit(Ended(reason, error))
-            await self.flush()
+            if not self.journal_failed:
+                self.commit(Ended(reason, error))
+                try:
+                    await self.flush()
+                except (JournalAppendFailed, StaleAttempt) as exc:
+                    if error is None:
+                        reason, error = "error", _error_info(exc)
             if self.listening:
                 self.emit(ev.RunEnded, reason, self.state.output(), error.message if error else None)
         return self.outcome(reason, error, started)
@@ -465,8 +496,6 @@ class _Run:
 
     async def drive(self) -> str:
         """Advance phase by phase until the invocation ends; return the reason."""
-        if self.ended in FINAL:
-            return self.ended
         while True:
             phase = self.phase
             stopping = self.state.stop is not None
@@ -785,8 +814,9 @@ def _first_hook_failure(group: BaseException) -> HookFailed | None:
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The error a strategy's task group carried that the run knows how to end with."""
-    known = (HookFailed, _Failure, PluginError, PatchConflict, MissingComponent, StaleAttempt)
-    match, _ = group.split(known)
+    stale, _ = group.split(StaleAttempt)  # fencing outranks every other failure
+    known = (HookFailed, _Failure, PluginError, PatchConflict, MissingComponent, JournalAppendFailed)
+    match, _ = group.split(known) if stale is None else (stale, None)
     if match is None:
         return group
     found: BaseException = match

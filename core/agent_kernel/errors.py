@@ -6,6 +6,7 @@ __all__ = [
     "AgentError",
     "ConfigurationError",
     "InferenceError",
+    "JournalAppendFailed",
     "JournalCorrupt",
     "MissingComponent",
     "PatchConflict",
@@ -57,6 +58,14 @@ class UnknownRequest(AgentError):
 
 class StaleAttempt(AgentError):
     """A newer attempt has claimed the run; this one may not commit (fencing)."""
+
+
+class JournalAppendFailed(AgentError):
+    """An append to the journal failed; the invocation ended without writing anything more.
+
+    The run is resumable from the last entry the journal holds: no side effect
+    happened after it (entries are appended before every side effect).
+    """
 
 
 class JournalCorrupt(AgentError):

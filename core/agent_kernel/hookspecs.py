@@ -495,7 +495,8 @@ def agent_run_end(ctx: Context, outcome: Outcome) -> list[Patch] | None:
         A list of ``SetData`` / ``IncrementData`` patches, or None. They are folded
         into the final state.
 
-    Raising turns the outcome into ``error`` (unless it already is one).
+    Raising turns the outcome into ``error`` (unless it already is one; a cancelled run
+    stays ``cancelled`` with the failure recorded as its error).
 
     .. versionadded:: 0.1
     """
