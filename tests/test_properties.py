@@ -39,6 +39,7 @@ from agent_kernel import (
     patches,
 )
 from agent_kernel import events as ev
+from agent_kernel._fold import resolve_call
 from agent_kernel._log import Log
 from agent_kernel.errors import PatchConflict
 from agent_kernel.hookspecs import PHASES
@@ -224,7 +225,12 @@ def test_resume_of_a_finished_run_makes_zero_calls_and_returns_the_same_outcome(
         requests = len(model.requests)
         again = await agent.resume(t.run_id)
         assert len(model.requests) == requests, "a finished run makes no request"
-        assert (again.reason, again.output, again.stop, again.state) == (first.reason, first.output, first.stop, first.state)
+        assert (again.reason, again.output, again.stop, again.state) == (
+            first.reason,
+            first.output,
+            first.stop,
+            first.state,
+        )
         assert again.stats.llm_calls == first.stats.llm_calls and again.stats.tool_calls == first.stats.tool_calls
 
     run_sync(scenario)
@@ -301,6 +307,24 @@ def test_fold_is_deterministic_and_pure(state: RunState, patch_list: list[patche
     assert first == second
     assert _snapshot(state) == before, "fold must not change its input"
     assert fold(state, [], call=CALL) == state
+
+
+@given(patch_list=aks.legal_patches("before_tool_execute", max_size=6), data=st.data())
+def test_a_call_s_fate_does_not_depend_on_plugin_order(patch_list: list[patches.Patch], data: Any) -> None:
+    """Block outranks ProvideResult outranks Suspend, in any order (DESIGN §4: policies compose)."""
+    shuffled = data.draw(st.permutations(patch_list))
+    plan, again = resolve_call(CALL, patch_list), resolve_call(CALL, shuffled)
+    kinds = {type(patch) for patch in patch_list}
+    expected = (
+        "block"
+        if patches.Block in kinds
+        else "provide"
+        if patches.ProvideResult in kinds
+        else "suspend"
+        if patches.Suspend in kinds
+        else "run"
+    )
+    assert plan.action == again.action == expected
 
 
 @given(state=run_states(), a=patch_lists, b=patch_lists)

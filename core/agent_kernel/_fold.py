@@ -122,21 +122,24 @@ class CallPlan:
 def resolve_call(call: ToolCall, patch_list: Sequence[p.Patch]) -> CallPlan:
     """Decide a tool call's fate from its BeforeToolExecute patches.
 
-    The first `Block` or `ProvideResult` in call order wins; otherwise any `Suspend`
-    suspends; otherwise the call runs, with the arguments of the last
-    `RewriteArguments`, if any.
+    The most restrictive decision wins, whatever the order: the first `Block`; else
+    the first `ProvideResult`; else any `Suspend` suspends; else the call runs, with
+    the arguments of the last `RewriteArguments`, if any.
     """
     arguments = call.arguments
+    provided: p.ProvideResult | None = None
     suspend = False
     for patch in patch_list:
         if isinstance(patch, p.Block):
             return CallPlan("block", arguments, patch.reason, True)
         if isinstance(patch, p.ProvideResult):
-            return CallPlan("provide", arguments, patch.content, patch.is_error)
-        if isinstance(patch, p.Suspend):
+            provided = provided or patch
+        elif isinstance(patch, p.Suspend):
             suspend = True
         elif isinstance(patch, p.RewriteArguments):
             arguments = patch.arguments
+    if provided is not None:
+        return CallPlan("provide", arguments, provided.content, provided.is_error)
     return CallPlan("suspend" if suspend else "run", arguments)
 
 

@@ -125,6 +125,7 @@ class Stop(Patch):
     """End the run with outcome `stopped`, a machine-readable `code` and a `detail`.
 
     The current step still reaches StepEnd; no further inference or tool call starts.
+    The first `Stop` or `Finish` folded wins.
     """
 
     code: str
@@ -136,6 +137,7 @@ class Finish(Patch):
     """End the run with outcome `completed` (e.g. a final-answer tool was called).
 
     Like `Stop`, the current step still reaches StepEnd and nothing further starts.
+    Ignored once the run is stopping (after an earlier `Stop` or `Finish`).
     """
 
     detail: str = ""
@@ -165,7 +167,11 @@ class ReplaceMessage(Patch):
 
 @frozen
 class Block(Patch):
-    """Do not run this tool call; the model receives `reason` as an error result."""
+    """Do not run this tool call; the model receives `reason` as an error result.
+
+    A `Block` outranks every other decision on the call (`ProvideResult`, `Suspend`),
+    whatever the plugin order; among several, the first one's reason is used.
+    """
 
     reason: str
 

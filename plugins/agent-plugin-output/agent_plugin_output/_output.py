@@ -6,7 +6,7 @@ import copy
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, Literal, TypeVar, final, overload
+from typing import Any, Generic, Literal, Optional, TypeVar, final, overload
 
 from cattrs import Converter, transform_error
 from cattrs.v import format_exception
@@ -200,12 +200,12 @@ class TypedOutput(Generic[T]):
         self._offers_tool = mode != "native"
 
         #: The accepted value (None until one is accepted; see `CALL`).
-        self.VALUE: StateKey[Any] = StateKey(f"{name}.value", self.type or Any, None)
+        self.VALUE: StateKey[Any] = StateKey(f"{name}.value", Optional[self.type] if self.type else Any, None)  # noqa: UP045
         #: Failed attempts the model was asked to correct.
         self.RETRIES: StateKey[int] = StateKey(f"{name}.retries", int, 0)
         #: ``"<step>:<call id>"`` of the accepted ``final_result`` call, "" for a text answer,
         #: None while no value is accepted.
-        self.CALL: StateKey[str | None] = StateKey(f"{name}.call", str, None)
+        self.CALL: StateKey[str | None] = StateKey(f"{name}.call", Optional[str], None)  # noqa: UP045
         #: Why the run stops with ``<name>.invalid`` at the end of this step.
         self.INVALID: StateKey[str | None] = StateKey(f"{name}.invalid", str, None)
         self.state_keys = (self.VALUE, self.RETRIES, self.CALL, self.INVALID)
@@ -382,6 +382,13 @@ class TypedOutput(Generic[T]):
         # Valid but not accepted: only possible if this plugin did not see the response
         # (added to the agent on a resume); the model is asked to call again.
         return [Block(f"This call was not recorded as the final result; call {self.tool_name} again.")]
+
+    @hookimpl
+    def agent_after_tool_execute(self, ctx: Context, call: ToolCall, result: ToolResult) -> list[Patch] | None:
+        """An accepted call that another plugin blocked (a budget, a guardrail) is not accepted."""
+        if result.is_error and ctx.state.get(self.CALL) == f"{ctx.step}:{call.id}":
+            return [SetData(self.CALL, None), SetData(self.VALUE, None)]
+        return None
 
     @hookimpl
     def agent_step_end(self, ctx: Context) -> list[Patch] | None:
