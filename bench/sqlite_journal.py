@@ -5,7 +5,7 @@ strategy, no other plugin. Each configuration runs the same runs of STEPS steps;
 the figure is wall time per step, and the ratio is against MemoryJournal measured
 in the same process. A second table runs CONCURRENT runs at once (group commit).
 
-    .venv/bin/python plugins/agent-plugin-sqlite/bench_sqlite.py [--steps 200] [--runs 5]
+    .venv/bin/python bench/sqlite_journal.py [--steps 200] [--runs 5]
         [--concurrent 50] [--dir DIR]
 
 `--dir` chooses where the journal files go (default: a temporary directory); the
