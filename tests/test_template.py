@@ -75,7 +75,19 @@ class Environment:
 
     def install(self, project: Path) -> None:
         result = run(
-            [sys.executable, "-m", "pip", "--python", self.python, "install", "-q", "--no-deps", "--no-build-isolation", "-e", project],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                self.python,
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "-e",
+                project,
+            ],
             project,
             timeout=600,
         )

@@ -1,41 +1,38 @@
 """The ``agent-kernel`` command: a thin layer over the public API.
 
-Exit codes: 0 completed, 1 error, 2 usage error, 3 stopped, 4 suspended, 5 cancelled.
+Exit codes: 0 completed, 1 error, 2 usage or configuration error, 3 stopped,
+4 suspended, 5 cancelled (Ctrl-C included: the run stays resumable).
 Plugins add subcommands through ``agent_register_commands``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
+import shlex
+import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import anyio
+import anyio.abc
+import attrs
 
 from . import events as ev
 from ._agent import Agent
+from ._console import Console, EventPrinter, call_text, json_line
 from ._outcome import Outcome
 from ._plugins import impl_owners, load_plugins
 from ._registry import CommandRegistrar
-from ._state import Approve, Decision, Deny
+from ._state import ApprovalRequest, Approve, Decision, Deny
+from .config import Config, ConfigError, import_object, load_config, parse_assignment, to_toml
 from .errors import AgentError
+from .journal import MemoryJournal
 
 EXIT = {"completed": 0, "error": 1, "stopped": 3, "suspended": 4, "cancelled": 5}
-
-
-def _load_object(spec: str) -> object:
-    """Import ``module:attribute`` (or a module) given on the command line."""
-    module_name, _, attribute = spec.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in filter(None, attribute.split(".")):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise AgentError(f"--plugin {spec!r}: cannot import it ({exc})") from exc
-    return obj() if isinstance(obj, type) else obj
+USAGE = 2
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -49,92 +46,234 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- configuration
+
+
+def _config(args: argparse.Namespace) -> Config:
+    """The configuration layers, with this command's options as the last one."""
+    overrides: dict[str, Any] = dict(parse_assignment(item) for item in args.set)
+    for option, key in (
+        ("model", "agent.model"),
+        ("instructions", "agent.instructions"),
+        ("journal", "plugins.sqlite.path"),
+    ):
+        value = getattr(args, option, None)
+        if value is not None:
+            overrides[key] = value
+    config = load_config(args.config, overrides=overrides, user=not args.no_user_config)
+    if args.block:
+        config = attrs.evolve(config, agent=attrs.evolve(config.agent, block=(*config.agent.block, *args.block)))
+    return config
+
+
 def _agent(args: argparse.Namespace) -> Agent:
-    plugins = [_load_object(spec) for spec in args.plugin]
-    return Agent(model=args.model, plugins=plugins, block=args.block, instructions=getattr(args, "instructions", None))
+    config = _config(args)
+    if args.command == "run" and not config.agent.model:
+        raise ConfigError("no model: pass --model MODEL or set model in the [agent] table of agent.toml")
+    extra = [import_object(spec, f"--plugin {spec}") for spec in args.plugin]
+    return config.make_agent(extra)
 
 
-async def _stream(agent: Agent, args: argparse.Namespace, **kwargs: Any) -> Outcome:
-    async with agent.stream(**kwargs) as events:
-        async for event in events:
-            if args.json:
-                print(json.dumps({"type": type(event).__name__, **agent.converter.unstructure(event)}), flush=True)
-            elif isinstance(event, ev.TextDelta):
-                print(event.text, end="", flush=True)
-            elif isinstance(event, ev.ToolCallStarted):
-                print(f"\n  → {event.call.name}({json.dumps(dict(event.call.arguments))})", file=sys.stderr)
-            elif isinstance(event, ev.ApprovalRequested):
-                print(f"\n  ⏸ approval needed [{event.request.id}]: {event.request.reason}", file=sys.stderr)
-    assert events.outcome is not None
-    return events.outcome
+def cmd_config_check(args: argparse.Namespace) -> int:
+    config = _config(args)
+    agent = config.make_agent()  # builds every plugin: their own checks run too
+    secrets = config.secret_variables()
+    if args.json:
+        data = {"files": list(config.files), "plugins": sorted(agent.plugins), "secrets": secrets}
+        print(json.dumps({**data, "config": config.as_dict()}, indent=2))
+        return 0
+    print(f"# files read: {', '.join(config.files) or 'none'}")
+    print(f"# plugins loaded: {', '.join(sorted(agent.plugins)) or 'none'}")
+    for name, is_set in secrets.items():
+        print(f"# ${name}: {'set' if is_set else 'NOT SET'}")
+    print(to_toml(config.as_dict()), end="")
+    return 0
 
 
-def _report(outcome: Outcome, as_json: bool) -> int:
-    if not as_json:
-        print()
+# ---------------------------------------------------------------------- run and resume
+
+
+class _Session:
+    """One `run` or `resume` command: streams events, asks for approvals, reports."""
+
+    def __init__(self, agent: Agent, args: argparse.Namespace) -> None:
+        self.agent = agent
+        self.args = args
+        self.printer = EventPrinter(Console(sys.stdout), Console(sys.stderr), indent="")
+        self.interactive = not args.json and not args.no_input and sys.stdin.isatty()
+
+    async def stream(self, **kwargs: Any) -> Outcome | None:
+        """Run one invocation; None when Ctrl-C cancelled it (it is journaled as cancelled)."""
+        interrupted = False
+        outcome = None
+        async with anyio.create_task_group() as tg:
+
+            async def on_sigint(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+                nonlocal interrupted
+                with anyio.open_signal_receiver(signal.SIGINT) as signals:
+                    task_status.started()
+                    async for _ in signals:
+                        interrupted = True
+                        tg.cancel_scope.cancel()
+
+            await tg.start(on_sigint)
+            async with self.agent.stream(**kwargs) as events:
+                async for event in events:
+                    self.show(event)
+            outcome = events.outcome
+            tg.cancel_scope.cancel()
+        return None if interrupted else outcome
+
+    def show(self, event: ev.Event) -> None:
+        if self.args.json:
+            print(json_line(type(event).__name__, self.agent.converter.unstructure(event)), flush=True)
+        else:
+            self.printer.show(event)
+
+    def ask(self, request: ApprovalRequest) -> Decision:
+        """Ask the operator about one pending request on the terminal."""
+        self.printer.end_text()
+        call = call_text(request.tool, request.call.arguments)
+        answer = input(f"  approve {call}? [y]es / [n]o / or type a reason to deny: ").strip()
+        if answer.lower() in ("y", "yes"):
+            return Approve()
+        return Deny(answer if answer.lower() not in ("", "n", "no") else "denied by the operator")
+
+    async def drive(self, run_id: str, **kwargs: Any) -> int:
+        outcome = await self.stream(run_id=run_id, **kwargs)
+        while outcome is not None and outcome.reason == "suspended" and self.interactive:
+            try:
+                decisions = {request.id: self.ask(request) for request in outcome.pending}
+            except (KeyboardInterrupt, EOFError):
+                break
+            outcome = await self.stream(run_id=run_id, resume=True, decisions=decisions)
+        return self.report(run_id, outcome)
+
+    def report(self, run_id: str, outcome: Outcome | None) -> int:
+        self.printer.end_text()
+        resume = f"agent-kernel resume {run_id}" + "".join(
+            f" {flag} {shlex.quote(value)}"
+            for flag, value in (("--config", self.args.config), ("--journal", self.args.journal))
+            if value is not None
+        )
+        if outcome is None:
+            if self.args.json:
+                print(json_line("Interrupted", {"run_id": run_id, "reason": "cancelled"}), flush=True)
+            else:
+                self.printer.status(f"[cancelled] run {run_id}: interrupted; continue with: {resume}", "yellow")
+            return EXIT["cancelled"]
+        if self.args.json:
+            data = {
+                "run_id": outcome.run_id,
+                "reason": outcome.reason,
+                "output": outcome.output,
+                "pending": [{"id": r.id, "tool": r.tool, "reason": r.reason} for r in outcome.pending],
+                "stop": attrs.asdict(outcome.stop) if outcome.stop else None,
+                "error": attrs.asdict(outcome.error) if outcome.error else None,
+            }
+            print(json_line("Outcome", data), flush=True)
+            return EXIT[outcome.reason]
         line = f"[{outcome.reason}] run {outcome.run_id}"
         if outcome.error:
-            line += f": {outcome.error.plugin or 'kernel'}.{outcome.error.hook or ''} {outcome.error.message}"
+            error = outcome.error
+            line += f": {f'{error.plugin}.{error.hook}' if error.plugin else 'kernel'}: {error.message}"
         if outcome.stop:
             line += f": {outcome.stop.code} {outcome.stop.detail}"
+        style = {"completed": "green", "error": "red"}.get(outcome.reason, "yellow")
+        self.printer.status(line, style)
+        stats = outcome.stats
+        self.printer.status(
+            f"  steps {stats.steps} · model calls {stats.llm_calls} · tool calls {stats.tool_calls} · "
+            f"tokens {outcome.usage.total_tokens} · {stats.duration:.2f} s",
+            "dim",
+        )
         for request in outcome.pending:
-            line += f"\n  pending {request.id}: {request.tool} ({request.reason})"
-        print(line, file=sys.stderr)
-    return EXIT[outcome.reason]
+            self.printer.status(f"  pending {request.id}: {call_text(request.tool, request.call.arguments)}")
+        if outcome.pending:
+            first = outcome.pending[0].id
+            self.printer.status(f"  approve with: {resume} --approve {first}")
+            self.printer.status(f"  or deny with: {resume} --deny {first} --reason '...'")
+            if isinstance(self.agent.journal, MemoryJournal):
+                self.printer.status(
+                    "  note: the journal is in memory, so this run ends with the process; "
+                    "use --journal runs.db or [plugins.sqlite] path to resume it later",
+                    "dim",
+                )
+        return EXIT[outcome.reason]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    agent = _agent(args)
-    outcome = anyio.run(lambda: _stream(agent, args, input=args.prompt, run_id=args.run_id))
-    return _report(outcome, args.json)
+    session = _Session(_agent(args), args)
+    run_id = args.run_id or uuid.uuid4().hex
+    return anyio.run(lambda: session.drive(run_id, input=args.prompt), backend="trio")
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    agent = _agent(args)
+    session = _Session(_agent(args), args)
     decisions: dict[str, Decision] = {rid: Approve() for rid in args.approve}
     decisions.update({rid: Deny(args.reason) for rid in args.deny})
-    outcome = anyio.run(lambda: _stream(agent, args, run_id=args.run_id, resume=True, decisions=decisions))
-    return _report(outcome, args.json)
+    return anyio.run(lambda: session.drive(args.run_id, resume=True, decisions=decisions), backend="trio")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import main as demo
 
-    return demo()
+    return demo(fast=args.fast)
+
+
+# ---------------------------------------------------------------------- the parser
+
+
+def _config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", metavar="PATH", help="the project configuration file (default ./agent.toml)")
+    p.add_argument("--no-user-config", action="store_true", help="do not read the user configuration file")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="set a key, e.g. plugins.limits.max_steps=20"
+    )
+    p.add_argument("--block", action="append", default=[], metavar="NAME", help="skip the plugin NAME")
+    p.add_argument("--journal", metavar="PATH", help="keep runs in this SQLite file (plugins.sqlite.path)")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, CommandRegistrar]:
     parser = argparse.ArgumentParser(
-        prog="agent-kernel", description="A plugin-first micro-kernel for LLM agent loops."
+        prog="agent-kernel",
+        description="A plugin-first micro-kernel for LLM agent loops.",
+        epilog="exit codes: 0 completed, 1 error, 2 usage or configuration error, 3 stopped, 4 suspended, 5 cancelled",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--block", action="append", default=[], metavar="NAME", help="skip the plugin NAME")
-
     p = sub.add_parser("plugins", help="list loaded plugins as JSON")
-    common(p)
+    p.add_argument("--block", action="append", default=[], metavar="NAME", help="skip the plugin NAME")
     p.add_argument("--hook", help="only plugins implementing this hook")
     p.set_defaults(func=cmd_plugins)
 
     for name, func, help_text in (("run", cmd_run, "run an agent"), ("resume", cmd_resume, "resume a run")):
         p = sub.add_parser(name, help=help_text)
-        common(p)
-        p.add_argument("--model", "-m", required=name == "run", help="model string, e.g. openai:gpt-4o-mini")
+        _config_options(p)
+        p.add_argument("--model", "-m", help="model string, e.g. openai:gpt-4o-mini (agent.model)")
         p.add_argument("--plugin", "-p", action="append", default=[], metavar="MODULE[:ATTR]", help="add a plugin")
-        p.add_argument("--json", action="store_true", help="print events as JSON lines")
+        p.add_argument("--json", action="store_true", help="print events as JSON lines, then the outcome")
+        p.add_argument("--no-input", action="store_true", help="never ask for approval: leave the run suspended")
         if name == "run":
             p.add_argument("prompt")
-            p.add_argument("--run-id")
-            p.add_argument("--instructions")
+            p.add_argument("--run-id", help="the run's id (default: a new one)")
+            p.add_argument("--instructions", help="the system message (agent.instructions)")
         else:
             p.add_argument("run_id")
             p.add_argument("--approve", action="append", default=[], metavar="REQUEST_ID")
             p.add_argument("--deny", action="append", default=[], metavar="REQUEST_ID")
-            p.add_argument("--reason", default="denied by the operator")
+            p.add_argument("--reason", default="denied by the operator", help="why the requests are denied")
         p.set_defaults(func=func)
 
+    p = sub.add_parser("config", help="check the configuration")
+    config_sub = p.add_subparsers(dest="config_command", required=True)
+    p = config_sub.add_parser("check", help="print the merged configuration (no secrets), or what is wrong")
+    _config_options(p)
+    p.add_argument("--json", action="store_true", help="print it as JSON")
+    p.set_defaults(func=cmd_config_check)
+
     p = sub.add_parser("demo", help="watch a scripted agent run (no network, no key)")
+    p.add_argument("--fast", action="store_true", help="no pauses between the steps")
     p.set_defaults(func=cmd_demo)
 
     pm, _ = load_plugins(autoload=True)
@@ -148,17 +287,32 @@ def build_parser() -> tuple[argparse.ArgumentParser, CommandRegistrar]:
     return parser, registrar
 
 
+def _exit_code(exc: BaseException) -> int | None:
+    """The exit code for an error the CLI explains (unwrapping single-error groups), else None."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, ConfigError):
+        print(f"agent-kernel: configuration error:\n{exc}", file=sys.stderr)
+        return USAGE
+    if isinstance(exc, AgentError):
+        print(f"agent-kernel: error: {exc}", file=sys.stderr)
+        return EXIT["error"]
+    if isinstance(exc, KeyboardInterrupt):
+        print("\nagent-kernel: interrupted", file=sys.stderr)
+        return EXIT["cancelled"]
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser, _ = build_parser()
         args = parser.parse_args(argv)
         return int(args.func(args))
-    except AgentError as exc:
-        print(f"agent-kernel: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\nagent-kernel: interrupted", file=sys.stderr)
-        return EXIT["cancelled"]
+    except (AgentError, KeyboardInterrupt, BaseExceptionGroup) as exc:
+        code = _exit_code(exc)
+        if code is None:
+            raise
+        return code
 
 
 if __name__ == "__main__":

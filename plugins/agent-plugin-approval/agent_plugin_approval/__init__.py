@@ -16,6 +16,8 @@ policies (`require_approval`, `pattern`, `threshold`, `risk`, `exec_policy`, and
 composites `all_of`, `any_of`, `first_match`). See README.md for every rule.
 """
 
+from attrs import frozen
+
 from . import policies as policies
 from ._approval import Approval as Approval
 from ._approval import ApprovalMemory as ApprovalMemory
@@ -24,6 +26,26 @@ from ._approval import Remembered as Remembered
 from ._approval import fingerprint as fingerprint
 from ._decision import Decision as Decision
 
+
+@frozen
+class Settings:
+    """``[plugins.approval]`` in ``agent.toml``: ask before running the tools matching `require`.
+
+    Attributes:
+        require: tool-name globs (``["shell", "write_*"]``), see `policies.require_approval`.
+        reason: the reason shown with each request.
+        remember: remember a decision for identical calls of the same tool in the run.
+    """
+
+    require: tuple[str, ...]
+    reason: str = ""
+    remember: bool = False
+
+    def plugin(self) -> Approval:
+        """The configured `Approval` plugin."""
+        return Approval(policies.require_approval(*self.require, reason=self.reason), remember=self.remember)
+
+
 __version__ = "0.1.0"
 
-__all__ = ["Approval", "ApprovalMemory", "Decision", "Remember", "Remembered", "fingerprint", "policies"]
+__all__ = ["Settings", "Approval", "ApprovalMemory", "Decision", "Remember", "Remembered", "fingerprint", "policies"]

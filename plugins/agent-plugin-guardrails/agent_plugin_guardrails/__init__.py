@@ -15,6 +15,8 @@
 See `Guardrails` for the rules and README.md for the whole story.
 """
 
+from attrs import frozen
+
 from . import checks as checks
 from . import redaction as redaction
 from ._guardrails import Guardrails as Guardrails
@@ -29,9 +31,40 @@ from .redaction import Redactor as Redactor
 from .redaction import Rule as Rule
 from .redaction import redact_structure as redact_structure
 
+
+@frozen
+class Settings:
+    """``[plugins.guardrails]`` in ``agent.toml``: redaction and output-retry settings of `Guardrails`.
+
+    Checks are Python functions: give them in code (``Guardrails(input=[...])``, loaded
+    with ``agent.plugins = ["myproject.guards:guardrails"]``).
+
+    Attributes:
+        redact: redact secrets in what is journaled and streamed.
+        patterns: extra regular expressions to redact.
+        max_output_retries: how often a retried output may be asked again.
+        blocked_output: the text that replaces a blocked output.
+    """
+
+    redact: bool = True
+    patterns: tuple[str, ...] = ()
+    max_output_retries: int = 2
+    blocked_output: str | None = "[The answer was withheld by a guardrail.]"
+
+    def plugin(self) -> Guardrails:
+        """The configured `Guardrails` plugin."""
+        return Guardrails(
+            redact=self.redact,
+            patterns=self.patterns,
+            max_output_retries=self.max_output_retries,
+            blocked_output=self.blocked_output,
+        )
+
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "Settings",
     "PASS",
     "RULES",
     "Block",

@@ -6,11 +6,47 @@
 use `OpenAIExecutor` directly.
 """
 
+import os
+from typing import Any
+
+from attrs import Factory, frozen
+
 from ._executor import DEFAULT_BASE_URL as DEFAULT_BASE_URL
 from ._executor import OpenAIExecutor as OpenAIExecutor
 from ._plugin import OpenAI as OpenAI
 from ._wire import INVALID_ARGUMENTS as INVALID_ARGUMENTS
 
+
+@frozen
+class Settings:
+    """``[plugins.openai]`` in ``agent.toml``: the arguments of `OpenAI`.
+
+    The key is never in the file: `api_key_env` names the environment variable holding it.
+    """
+
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    prefix: str = "openai:"
+    timeout: float = 600.0
+    settings: dict[str, Any] = Factory(dict)
+    headers: dict[str, str] = Factory(dict)
+    stream: bool = True
+    stream_usage: bool = True
+
+    def plugin(self) -> OpenAI:
+        """The configured `OpenAI` plugin (the key read from `api_key_env` now)."""
+        return OpenAI(
+            self.base_url,
+            os.environ.get(self.api_key_env),
+            prefix=self.prefix,
+            timeout=self.timeout,
+            settings=self.settings,
+            headers=self.headers,
+            stream=self.stream,
+            stream_usage=self.stream_usage,
+        )
+
+
 __version__ = "0.1.0"
 
-__all__ = ["DEFAULT_BASE_URL", "INVALID_ARGUMENTS", "OpenAI", "OpenAIExecutor"]
+__all__ = ["Settings", "DEFAULT_BASE_URL", "INVALID_ARGUMENTS", "OpenAI", "OpenAIExecutor"]

@@ -66,7 +66,7 @@ Configuration
 =============
 
 ``[plugins.sqlite]`` in ``agent.toml`` (read by ``agent-kernel`` and
-``agent_kernel._config.load_config``) is structured into `Settings` (``path``,
+``agent_kernel.config.load_config``) is structured into `Settings` (``path``,
 required; ``durability``; ``timeout``), whose ``plugin()`` is the configured
 `SqliteJournal`.
 
