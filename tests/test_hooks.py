@@ -1409,3 +1409,36 @@ async def test_stream_raises_the_same_errors_as_run_and_resume(make_agent: MakeA
         async with agent.stream(run_id="nope", resume=True) as events:
             async for _ in events:
                 pass
+
+
+async def test_a_fenced_stream_raises_stale_attempt_as_itself(make_agent: MakeAgent) -> None:
+    """`stream` raises what `run` raises: StaleAttempt, not an ExceptionGroup holding it."""
+    journal = MemoryJournal()
+    shared = make_plugin("shared-journal", agent_register_runtime=lambda runtime: runtime.set_journal(journal))
+    started, release = anyio.Event(), anyio.Event()
+
+    async def slow() -> str:
+        started.set()
+        await release.wait()
+        return "too late"
+
+    stale = make_agent(ScriptedModel([tool_call("slow"), text("stale")]), FakeTools(slow), shared)
+    fresh = make_agent(ScriptedModel([tool_call("slow"), text("fresh")]), FakeTools(slow), shared)
+    raised: list[BaseException] = []
+
+    async def stream_stale() -> None:
+        try:
+            async with stale.stream("go", run_id="fenced-stream") as events:
+                async for _ in events:
+                    pass
+        except BaseException as exc:
+            raised.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stream_stale)
+        await started.wait()
+        async with anyio.create_task_group() as inner:
+            inner.start_soon(fresh.resume, "fenced-stream")
+            await anyio.sleep(0.01)
+            release.set()
+    assert len(raised) == 1 and isinstance(raised[0], StaleAttempt), raised

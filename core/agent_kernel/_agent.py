@@ -28,7 +28,7 @@ from ._registry import (
 from ._runner import _Run
 from ._serde import JsonCodec, make_converter
 from ._state import Decision, RunState, ToolSpec, freeze_mapping
-from .errors import AgentError, MissingComponent, PluginLoadError, UnknownRun
+from .errors import AgentError, MissingComponent, PluginLoadError, StaleAttempt, UnknownRun
 from .hookspecs import PHASES
 from .journal import Journal, MemoryJournal, Started
 
@@ -209,9 +209,14 @@ class Agent:
         decisions = decisions or {}
         run, start = await self._prepare(None if resume else input, run_id, send.send_nowait, decisions)
 
+        fenced: list[StaleAttempt] = []
+
         async def drive() -> None:
             with send:
-                stream.outcome = await run.invoke(start, decisions, timeout)
+                try:
+                    stream.outcome = await run.invoke(start, decisions, timeout)
+                except StaleAttempt as exc:  # raised as itself below, as run/resume raise it
+                    fenced.append(exc)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(drive)
@@ -221,6 +226,8 @@ class Agent:
                 if stream.outcome is None:
                     tg.cancel_scope.cancel()
                 receive.close()
+        if fenced:
+            raise fenced[0]
 
     # ------------------------------------------------------------------ internals
 
