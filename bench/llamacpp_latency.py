@@ -2,7 +2,7 @@
 
 Usage::
 
-    python plugins/agent-plugin-llamacpp/bench_latency.py [--rounds 10] [--max-tokens 64] [--model gemma-3-270m]
+    python bench/llamacpp_latency.py [--rounds 10] [--max-tokens 64] [--model gemma-3-270m]
 
 Under trio, medians over the rounds:
 

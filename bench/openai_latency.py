@@ -2,7 +2,7 @@
 
 Usage::
 
-    python plugins/agent-plugin-openai/bench_latency.py [--rounds 15] [--base-url URL]
+    python bench/openai_latency.py [--rounds 15] [--base-url URL]
 
 Without ``--base-url`` it starts ``llama_cpp.server`` with Gemma 3 270M (as the
 integration tests do). Two measurements, medians over the rounds, under trio:
