@@ -229,7 +229,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (for CI smoke runs)")
     args = parser.parse_args()
-    repeat = 3 if args.quick else 7
+    repeat = 3 if args.quick else 15
 
     floor10, kernel10 = measure_steps(10, repeat)
     floor1000, kernel1000 = measure_steps(1000, repeat)

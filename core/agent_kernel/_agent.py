@@ -109,6 +109,12 @@ class Agent:
         journal.bind(self.codec)
         self._journal = journal
         self._phases = {phase: PhaseHook(self._pm, phase) for phase in PHASES}
+        # decision and wrap hooks nobody implements are skipped without asking pluggy
+        self._implemented = frozenset(
+            name
+            for name, caller in vars(hook).items()
+            if isinstance(caller, pluggy.HookCaller) and caller.get_hookimpls()
+        )
         self._observers = [(impl.function, impl.plugin_name) for impl in reversed(hook.agent_on_event.get_hookimpls())]
 
     # ------------------------------------------------------------------ public API
@@ -320,9 +326,9 @@ class Agent:
 
     def _call_hook(self, hook_name: str, kwargs: dict[str, Any]) -> Any:
         """Call a decision or wrap hook through pluggy; attribute a failure to its plugin."""
-        caller = getattr(self._pm.hook, hook_name)
-        if not caller.get_hookimpls():
+        if hook_name not in self._implemented:
             return None
+        caller = getattr(self._pm.hook, hook_name)
         try:
             return caller(**kwargs)
         except Exception as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from ._agent import Agent
 
 FINAL = frozenset({"completed", "stopped"})
+_NOTHING: tuple[tuple[Patch, ...], tuple[str, ...]] = ((), ())  # a phase call that returned no patch
+_NO_WRAP: AbstractAsyncContextManager[Any] = nullcontext()  # when no plugin wraps the awaited work
 _INDEXED = (ReplaceMessage, SetWindow)
 UNKNOWN_OUTCOME = (
     "The outcome of this tool call is unknown: the run was interrupted while it ran and "
@@ -147,6 +149,7 @@ class _Run:
         self.decided: set[str] = set()
         self.ended: str | None = None
         self.ended_error: ErrorInfo | None = None
+        self.preview: tuple[RunState | None, Request | None] = (None, None)
         self.steps = self.llm_calls = self.tool_calls = self.tool_errors = self.retries = 0
 
     # ------------------------------------------------------------------ folding
@@ -318,12 +321,14 @@ class _Run:
     def context(self, phase: str) -> Context:
         return Context(self.run_id, self.state, self.state.step, self.attempt > 1, self.attempt, phase, self.specs)
 
-    async def call_phase(self, hook: PhaseHook, args: tuple[Any, ...]) -> tuple[list[Patch], list[str]]:
+    async def call_phase(self, hook: PhaseHook, args: tuple[Any, ...]) -> tuple[tuple[Patch, ...], tuple[str, ...]]:
         """Call a phase hook; return its validated patches and their plugins, in call order."""
         if not hook:
-            return [], []
+            return _NOTHING
         results = hook.call_sync(args)
-        if hook.is_async and results:
+        if not results:
+            return _NOTHING
+        if hook.is_async:
             results = await self._await_all(hook, results)
         patch_list: list[Patch] = []
         sources: list[str] = []
@@ -336,7 +341,7 @@ class _Run:
                     self._check_index(patch, plugin, hook.name)
             patch_list.extend(valid)
             sources.extend([plugin] * len(valid))
-        return patch_list, sources
+        return tuple(patch_list), tuple(sources)
 
     def _check_index(self, patch: Patch, plugin: str, hook: str) -> None:
         """Refuse message indexes that do not fit the conversation."""
@@ -386,9 +391,7 @@ class _Run:
     ) -> None:
         hook = self.agent._phases[phase]
         patch_list, sources = await self.call_phase(hook, args)
-        self.commit(
-            Committed(phase, self.state.step if step is None else step, tuple(patch_list), tuple(sources), call_id)
-        )
+        self.commit(Committed(phase, self.state.step if step is None else step, patch_list, sources, call_id))
 
     # ------------------------------------------------------------------ the invocation
 
@@ -557,13 +560,16 @@ class _Run:
         )
 
     async def before_inference(self) -> None:
-        await self.run_phase("before_inference", (self.context("before_inference"), self.request()))
+        state, request = self.state, self.request()
+        await self.run_phase("before_inference", (self.context("before_inference"), request))
+        self.preview = (state, request)  # still the request to send if no patch changed the state
         if self.listening:
             self.emit(ev.InferenceStarted, self.state.step, self.state.model)
 
     async def infer(self) -> None:
         """[LLM]: ask the executor, deciding on failures; journal the response."""
-        request = self.request()
+        state, preview = self.preview
+        request = preview if preview is not None and state is self.state else self.request()
         agent = self.agent
         attempt = 0
         await self.flush()
@@ -571,8 +577,9 @@ class _Run:
             executor, plugin = agent._executor(request.model)
             ctx = self.context("before_inference")
             try:
-                async with AsyncExitStack() as stack:
-                    for manager in agent._wraps("agent_wrap_inference", ctx=ctx, request=request):
+                managers = agent._wraps("agent_wrap_inference", ctx=ctx, request=request)
+                async with AsyncExitStack() if managers else _NO_WRAP as stack:
+                    for manager in managers:
                         await stack.enter_async_context(manager)
                     response = await executor.infer(request, _Deltas(self))
                 break
@@ -676,12 +683,12 @@ class _Run:
                 self._commit_before(call, patch_list, sources)
             return
         for call in calls:
-            patch_list, sources = await self.call_phase(hook, (self.context("before_tool_execute"), call))
-            self._commit_before(call, patch_list, sources)
+            found, origins = await self.call_phase(hook, (self.context("before_tool_execute"), call))
+            self._commit_before(call, found, origins)
             if self.state.stop is not None:
                 return
 
-    def _commit_before(self, call: ToolCall, patch_list: list[Patch], sources: list[str]) -> None:
+    def _commit_before(self, call: ToolCall, patch_list: Sequence[Patch], sources: Sequence[str]) -> None:
         self.commit(Committed("before_tool_execute", self.state.step, tuple(patch_list), tuple(sources), call.id))
         if self.listening and self.plans[call.id].action == "suspend":
             for request in self.state.pending:
@@ -718,7 +725,7 @@ class _Run:
         )
         self._commit_after(call, patch_list, sources)
 
-    def _commit_after(self, call: ToolCall, patch_list: list[Patch], sources: list[str]) -> None:
+    def _commit_after(self, call: ToolCall, patch_list: Sequence[Patch], sources: Sequence[str]) -> None:
         self.commit(Committed("after_tool_execute", self.state.step, tuple(patch_list), tuple(sources), call.id))
         if self.listening:
             self.emit(ev.ToolCallFinished, self.state.step, call.id, call.name, self.results[call.id])
@@ -769,8 +776,9 @@ class _Run:
             ctx = self.context("before_tool_execute")
             tool_ctx = ToolContext(self.run_id, self.state.step, call.id, attempt + 1, self.state)
             try:
-                async with AsyncExitStack() as stack:
-                    for manager in agent._wraps("agent_wrap_tool_call", ctx=ctx, call=call):
+                managers = agent._wraps("agent_wrap_tool_call", ctx=ctx, call=call)
+                async with AsyncExitStack() if managers else _NO_WRAP as stack:
+                    for manager in managers:
                         await stack.enter_async_context(manager)
                     result = await function(arguments, tool_ctx)
                 if not isinstance(result, ToolResult):
