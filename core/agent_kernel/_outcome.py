@@ -14,6 +14,8 @@ from .journal import ErrorInfo
 class Stats:
     """Counts over the whole run (all invocations), folded from the journal.
 
+    `tool_calls` counts executions started (`Intended` entries): a call whose
+    result was lost in a crash and that is run again counts twice, as it ran twice.
     `duration` is the wall-clock seconds of this invocation.
     """
 
