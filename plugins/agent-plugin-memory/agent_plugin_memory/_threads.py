@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, final
 
 from agent_kernel import Context, Message, RunState, StateKey, hookimpl, patches
@@ -147,6 +147,9 @@ class Memory:
     Args:
         journal: the `SqliteJournal` holding the thread (also the agent's journal).
         thread: the thread's id.
+        carry: plugin state keys whose values carry over from the thread's last run,
+            e.g. ``Approval(...).key`` so approvals remembered in one run of the
+            thread hold in the next ones.
 
     Raises (as the run's error, from RunStart):
         ThreadNotFound: no such thread.
@@ -157,9 +160,13 @@ class Memory:
 
     name = "memory"
 
-    def __init__(self, journal: SqliteJournal, *, thread: str) -> None:
+    def __init__(self, journal: SqliteJournal, *, thread: str, carry: Iterable[StateKey[Any]] = ()) -> None:
         if not isinstance(thread, str) or not thread:
             raise ValueError(f"Memory(thread=...): expected a thread id, got {thread!r}")
+        self.carry = tuple(carry)
+        for i, key in enumerate(self.carry):
+            if not isinstance(key, StateKey):
+                raise TypeError(f"Memory(carry=...)[{i}]: expected a StateKey, got {key!r}")
         self.threads = Threads(journal)
         self.thread = thread
 
@@ -186,7 +193,8 @@ class Memory:
         await self.threads.journal.add_run(self.thread, ctx.run_id)
         if prior is None:
             return [patches.SetData(INHERITED, 0)]
-        return inherit(ctx.state.messages, prior)
+        carried = [patches.SetData(key, prior.data[key.name]) for key in self.carry if key.name in prior.data]
+        return [*inherit(ctx.state.messages, prior), *carried]
 
     @hookimpl
     def agent_step_start(self, ctx: Context) -> list[Patch] | None:

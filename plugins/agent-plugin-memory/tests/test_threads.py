@@ -255,3 +255,37 @@ def test_a_thread_holds_every_turn_once_whatever_crashes_and_resumes(plan: list[
 
     with tempfile.TemporaryDirectory() as directory:
         trio.run(main, pathlib.Path(directory) / "t.db")
+
+
+def test_carried_state_keys_make_remembered_approvals_last_for_the_thread(run: Any, db: pathlib.Path) -> None:
+    from agent_kernel import Approve
+    from agent_plugin_approval import Approval
+    from agent_plugin_approval.policies import require_approval
+
+    async def main() -> None:
+        journal = SqliteJournal(db)
+        await Threads(journal).create("ops", thread_id="ops")
+        turns = [[("echo", {"text": "deploy"})], "Deployed.", [("echo", {"text": "deploy"})], "Deployed again."]
+        model = CountingModel(turns)
+
+        def agent(carry: bool) -> Agent:
+            approval = Approval(require_approval("echo"), remember=True)
+            memory = Memory(journal, thread="ops", carry=[approval.key] if carry else [])
+            return Agent("scripted", [journal, model, FakeTools(echo), memory, approval], autoload=False)
+
+        first = await agent(carry=True).run("Deploy.")
+        assert first.reason == "suspended"
+        done = await agent(carry=True).resume(first.run_id, decisions={first.pending[0].id: Approve()})
+        assert done.reason == "completed"
+        again = await agent(carry=True).run("Deploy again.")
+        assert (again.reason, again.output) == ("completed", "Deployed again."), "the approval held for the thread"
+        model.position = 2
+        forgetful = await agent(carry=False).run("Deploy once more.")
+        assert forgetful.reason == "suspended", "without carry, the next run asks again"
+
+    run(main)
+
+
+def test_carry_takes_state_keys_only(db: pathlib.Path) -> None:
+    with pytest.raises(TypeError, match=r"Memory\(carry=...\)\[0\]: expected a StateKey, got 'approval.x'"):
+        Memory(SqliteJournal(db), thread="t", carry=["approval.x"])  # type: ignore[list-item]
