@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,25 @@ async def test_trace_keeps_patch_order_and_effect(site: Path, monkeypatch: pytes
     await Agent(model="scripted", plugins=[model, Second()]).run("x")
     contexts = [m.content for m in model.requests[0].messages if m.role == "system"]
     assert contexts == ["from code", "greetings from an installed plugin"]
+
+
+async def test_plugins_with_identical_source_are_told_apart() -> None:
+    """Code objects of identical source compare equal: registrations must not be attributed by equality."""
+    source = (
+        "from agent_kernel import hookimpl\n"
+        "@hookimpl\n"
+        "def agent_register_models(models):\n"
+        "    models.add_prefix(PREFIX, serve)\n"
+        "def serve(name):\n"
+        "    raise RuntimeError('no server for ' + name)\n"
+    )
+    modules = []
+    for name, prefix in (("plugin_a", "a:"), ("plugin_b", "b:")):
+        module = types.ModuleType(name)
+        module.PREFIX = prefix  # type: ignore[attr-defined]
+        exec(compile(source, "plugin.py", "exec"), module.__dict__)
+        modules.append(module)
+    for owner, model in (("plugin_a", "a:model"), ("plugin_b", "b:model")):
+        outcome = await Agent(model=model, plugins=modules, autoload=False).run("hi")
+        assert outcome.error is not None
+        assert f"plugin {owner!r} could not serve model {model!r}" in outcome.error.message, outcome.error

@@ -11,7 +11,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from types import CodeType, ModuleType
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -170,11 +170,13 @@ def load_plugins(
     return pm, infos
 
 
-Owners = dict[CodeType, dict[int, str]]
+# Keyed by id() of the code object: code objects compare equal across modules when
+# their source is the same (two plugins' identical register functions would merge).
+Owners = dict[int, dict[int, str]]
 
 
 def impl_owners(pm: pluggy.PluginManager) -> Owners:
-    """Map each hook implementation's code object to its plugins, by bound instance.
+    """Map each hook implementation's code object (by id) to its plugins, by bound instance.
 
     Several instances of one plugin class share code objects; the inner key is
     ``id()`` of the instance a method is bound to (0 for plain functions).
@@ -188,7 +190,7 @@ def impl_owners(pm: pluggy.PluginManager) -> Owners:
                     code = getattr(impl.function, "__code__", None)
                     if code is not None:
                         bound = getattr(impl.function, "__self__", None)
-                        owners.setdefault(code, {})[0 if bound is None else id(bound)] = name
+                        owners.setdefault(id(code), {})[0 if bound is None else id(bound)] = name
     return owners
 
 
@@ -336,11 +338,11 @@ class PhaseHook:
 
 def blame_caller(caller: pluggy.HookCaller, exc: BaseException) -> str:
     """The plugin whose implementation of `caller` appears in `exc`'s traceback."""
-    codes = {getattr(i.function, "__code__", None): i.plugin_name for i in caller.get_hookimpls()}
+    codes = {id(getattr(i.function, "__code__", None)): i.plugin_name for i in caller.get_hookimpls()}
     tb = exc.__traceback__
     found = "?"
     while tb is not None:
-        name = codes.get(tb.tb_frame.f_code)
+        name = codes.get(id(tb.tb_frame.f_code))
         if name is not None:
             found = name
         tb = tb.tb_next

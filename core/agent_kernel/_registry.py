@@ -95,7 +95,7 @@ class _Registrar:
     def _caller(self) -> str:
         frame = sys._getframe(2)
         while frame is not None:
-            owners = self._owners.get(frame.f_code)
+            owners = self._owners.get(id(frame.f_code))
             if owners is not None:
                 if len(owners) == 1:
                     return next(iter(owners.values()))
