@@ -65,6 +65,11 @@ from agent_kernel.testing import (
 MakeAgent = Callable[..., Agent]
 
 
+def plain_agent(*plugins: object) -> Agent:
+    """An isolated agent for tests that run on a backend of their own (not pytest-trio's)."""
+    return Agent(model="scripted", plugins=plugins, autoload=False)
+
+
 def make_plugin(name: str, **hooks: Callable[..., Any]) -> Any:
     """A plugin named `name` whose hooks are the given plain functions (no ``self``)."""
     namespace: dict[str, Any] = {"name": name}
@@ -900,10 +905,7 @@ async def test_async_hooks_of_one_phase_run_concurrently_and_fold_in_pluggy_orde
 
 
 def test_async_hooks_run_concurrently_under_both_backends(run_async: Any) -> None:
-    def make(*plugins: object) -> Agent:
-        return Agent(model="scripted", plugins=plugins, autoload=False)
-
-    run_async(_concurrent_async_hooks, make)
+    run_async(_concurrent_async_hooks, plain_agent)
 
 
 async def _concurrent_async_hooks(make: MakeAgent) -> None:
@@ -1045,10 +1047,7 @@ async def test_suspend_approve_deny_round_trip(make_agent: MakeAgent) -> None:
 
 
 def test_suspend_approve_deny_round_trip_under_both_backends(run_async: Any) -> None:
-    def make(*plugins: object) -> Agent:
-        return Agent(model="scripted", plugins=plugins, autoload=False)
-
-    run_async(_approval_round_trip, make)
+    run_async(_approval_round_trip, plain_agent)
 
 
 async def test_resume_of_a_suspended_run_without_decisions_suspends_again(make_agent: MakeAgent) -> None:
@@ -1340,10 +1339,7 @@ async def _leave_stream_early(make: MakeAgent) -> None:
 
 
 def test_leaving_a_stream_early_cancels_the_run_which_stays_resumable(run_async: Any) -> None:
-    def make(*plugins: object) -> Agent:
-        return Agent(model="scripted", plugins=plugins, autoload=False)
-
-    run_async(_leave_stream_early, make)
+    run_async(_leave_stream_early, plain_agent)
 
 
 async def test_no_tool_task_outlives_a_cancelled_run(make_agent: MakeAgent, autojump_clock: Any) -> None:

@@ -23,6 +23,15 @@ Fixtures:
 ``recorder``
     A `RunRecorder` already registered through ``temp_plugin``.
 
+``run``
+    ``run(async_fn, *args)`` runs ``async_fn(*args)`` to completion in real time, under
+    trio in one instance of the test and under asyncio in a second (``run.backend``
+    says which): a plain ``def`` test covers both backends.
+
+Every test also runs without ``AGENT_KERNEL_PLUGINS``,
+``AGENT_KERNEL_DISABLE_PLUGIN_AUTOLOAD`` and ``AGENT_KERNEL_TRACE_HOOKS`` from the
+calling shell (set them with ``monkeypatch`` where a test needs them).
+
 ``autojump_clock``
     ``trio.testing.MockClock(autojump_threshold=0)``. Request it in an ``async def``
     test run by pytest-trio and the test's ``trio.run`` uses it: whenever every task
@@ -32,16 +41,21 @@ Fixtures:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import anyio
 import pytest
 from trio.testing import MockClock
 
 from .._agent import Agent
 from ._recorder import RunRecorder
 
-__all__ = ["TempPlugins", "autojump_clock", "make_agent", "recorder", "temp_plugin"]
+__all__ = ["Runner", "TempPlugins", "autojump_clock", "make_agent", "recorder", "run", "temp_plugin"]
+
+#: What the ``run`` fixture gives: ``run(async_fn, *args) -> result``, with ``.backend``.
+Runner = Callable[..., Any]
+_LOADING_ENV = ("AGENT_KERNEL_PLUGINS", "AGENT_KERNEL_DISABLE_PLUGIN_AUTOLOAD", "AGENT_KERNEL_TRACE_HOOKS")
 
 
 class TempPlugins:
@@ -108,3 +122,22 @@ def make_agent(temp_plugin: TempPlugins) -> Callable[..., Agent]:
 def autojump_clock() -> MockClock:
     """A trio `MockClock` that jumps time forward whenever all tasks are blocked."""
     return MockClock(autojump_threshold=0)
+
+
+@pytest.fixture(params=["trio", "asyncio"])
+def run(request: pytest.FixtureRequest) -> Runner:
+    """``run(async_fn, *args)`` under trio and, in a second test instance, asyncio."""
+    backend = str(request.param)
+
+    def runner(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        return anyio.run(fn, *args, backend=backend)
+
+    runner.backend = backend  # type: ignore[attr-defined]
+    return runner
+
+
+@pytest.fixture(autouse=True)
+def _plugin_env_of_the_shell_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the caller's environment from changing which plugins load or tracing hooks."""
+    for name in _LOADING_ENV:
+        monkeypatch.delenv(name, raising=False)

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-import trio
 
 from agent_plugin_tools import Toolbox
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-Runner = Callable[..., Any]
-
-
-@pytest.fixture(params=["trio", "asyncio"])
-def run(request: pytest.FixtureRequest) -> Runner:
-    """``run(async_fn, *args)`` under trio and, in a second test instance, asyncio."""
-
-    def runner(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        if request.param == "trio":
-            return trio.run(fn, *args)
-        return asyncio.run(fn(*args))  # type: ignore[arg-type]
-
-    runner.backend = request.param  # type: ignore[attr-defined]
-    return runner
 
 
 @pytest.fixture

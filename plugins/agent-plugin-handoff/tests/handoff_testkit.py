@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from agent_kernel import Context, ToolCall, hookimpl
-from agent_kernel.testing import ScriptedModel, check_phase_grammar
+from agent_kernel import Context, ToolCall
+from agent_kernel.testing import RunRecorder, ScriptedModel, check_phase_grammar
 
 Recorded = tuple[str, int, str | None, bool]
 
@@ -19,18 +19,18 @@ def scripted(turns: Sequence[Any], *, model: str = "scripted", name: str | None 
     return plugin
 
 
-class RunsRecorder:
-    """Records the phase hooks of every run it sees, by run id (share it between agents)."""
+class RunsRecorder(RunRecorder):
+    """The kit's `RunRecorder`, keeping each run's calls apart (share it between agents)."""
 
     name = "runs-recorder"
 
-    def __init__(self) -> None:
-        self.calls: dict[str, list[Recorded]] = defaultdict(list)
+    def __init__(self) -> None:  # replaces the flat lists with lists per run id
+        self.calls: dict[str, list[Recorded]] = defaultdict(list)  # type: ignore[assignment]
 
     def _record(self, ctx: Context, call: ToolCall | None = None) -> None:
         self.calls[ctx.run_id].append((ctx.phase, ctx.step, call.id if call else None, ctx.resumed))
 
-    def phases(self, run_id: str) -> list[str]:
+    def phases(self, run_id: str) -> list[str]:  # type: ignore[override]
         return [c[0] for c in self.calls[run_id]]
 
     def check(self) -> None:
@@ -43,38 +43,6 @@ class RunsRecorder:
                 raise AssertionError(f"run {run_id!r}: {exc}") from None
             names = [c[0] for c in calls]
             assert names.count("run_start") == names.count("run_end"), f"run {run_id!r}: {names}"
-
-    @hookimpl(tryfirst=True)
-    def agent_run_start(self, ctx: Context) -> None:
-        self._record(ctx)
-
-    @hookimpl(tryfirst=True)
-    def agent_step_start(self, ctx: Context) -> None:
-        self._record(ctx)
-
-    @hookimpl(tryfirst=True)
-    def agent_before_inference(self, ctx: Context) -> None:
-        self._record(ctx)
-
-    @hookimpl(tryfirst=True)
-    def agent_after_inference(self, ctx: Context) -> None:
-        self._record(ctx)
-
-    @hookimpl(tryfirst=True)
-    def agent_before_tool_execute(self, ctx: Context, call: ToolCall) -> None:
-        self._record(ctx, call)
-
-    @hookimpl(tryfirst=True)
-    def agent_after_tool_execute(self, ctx: Context, call: ToolCall) -> None:
-        self._record(ctx, call)
-
-    @hookimpl(tryfirst=True)
-    def agent_step_end(self, ctx: Context) -> None:
-        self._record(ctx)
-
-    @hookimpl(tryfirst=True)
-    def agent_run_end(self, ctx: Context) -> None:
-        self._record(ctx)
 
 
 def add(a: int, b: int) -> int:

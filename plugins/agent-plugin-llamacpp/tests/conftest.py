@@ -5,14 +5,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import trio
 
 HERE = Path(__file__).parent
 if str(HERE) not in sys.path:
@@ -22,27 +19,12 @@ from llamacpp_testkit import AddTool, Recorder  # noqa: E402
 
 from agent_plugin_llamacpp import resolve_model, unload_models  # noqa: E402
 
-Runner = Callable[..., Any]
-
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Plugin-loading variables of the developer's shell never leak into a test."""
     for name in ("AGENT_KERNEL_PLUGINS", "AGENT_KERNEL_DISABLE_PLUGIN_AUTOLOAD", "AGENT_KERNEL_TRACE_HOOKS"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(params=["trio", "asyncio"])
-def run(request: pytest.FixtureRequest) -> Runner:
-    """``run(async_fn, *args)`` under trio and, in a second test instance, asyncio."""
-
-    def runner(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        if request.param == "trio":
-            return trio.run(fn, *args)
-        return asyncio.run(fn(*args))  # type: ignore[arg-type]
-
-    runner.backend = request.param  # type: ignore[attr-defined]
-    return runner
 
 
 @pytest.fixture(scope="session")

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import trio
 
 from agent_plugin_tools import Toolbox
-
-Runner = Callable[..., Any]
 
 
 @pytest.fixture(autouse=True)
@@ -20,19 +16,6 @@ def _no_openai_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never depend on (or leak) the developer's OPENAI_* variables."""
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(params=["trio", "asyncio"])
-def run(request: pytest.FixtureRequest) -> Runner:
-    """``run(async_fn, *args)`` under trio and, in a second test instance, asyncio."""
-
-    def runner(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        if request.param == "trio":
-            return trio.run(fn, *args)
-        return asyncio.run(fn(*args))  # type: ignore[arg-type]
-
-    runner.backend = request.param  # type: ignore[attr-defined]
-    return runner
 
 
 def free_port() -> int:

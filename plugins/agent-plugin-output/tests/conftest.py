@@ -6,17 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-import pytest
 
 from agent_kernel import Agent, Message, Outcome, RuntimeRegistrar, hookimpl
 from agent_kernel.testing import CodecJournal, RunRecorder, ScriptedModel
-
-
-@pytest.fixture(autouse=True)
-def _no_plugin_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the environment from changing which plugins load or tracing hooks."""
-    for var in ("AGENT_KERNEL_PLUGINS", "AGENT_KERNEL_DISABLE_PLUGIN_AUTOLOAD", "AGENT_KERNEL_TRACE_HOOKS"):
-        monkeypatch.delenv(var, raising=False)
 
 
 @attrs.frozen
