@@ -1407,6 +1407,21 @@ async def test_stream_raises_the_same_errors_as_run_and_resume(make_agent: MakeA
                 pass
 
 
+def test_an_error_in_the_stream_block_is_raised_as_itself(make_agent: MakeAgent, run_async: Any) -> None:
+    """The caller's own exception leaves `async with agent.stream()` unwrapped, under trio and asyncio;
+    the run it left is cancelled (and stays resumable)."""
+    agent = make_agent(ScriptedModel([text("a few words")]))
+
+    async def leave_with_an_error() -> None:
+        async with agent.stream("hi", run_id="left") as events:
+            async for _ in events:
+                raise KeyError("the caller's")
+
+    with pytest.raises(KeyError, match="the caller's"):
+        run_async(leave_with_an_error)
+    assert run_async(agent.resume, "left").reason == "completed"
+
+
 async def test_a_fenced_stream_raises_stale_attempt_as_itself(make_agent: MakeAgent) -> None:
     """`stream` raises what `run` raises: StaleAttempt, not an ExceptionGroup holding it."""
     journal = MemoryJournal()

@@ -224,14 +224,22 @@ class Agent:
                 except StaleAttempt as exc:  # raised as itself below, as run/resume raise it
                     fenced.append(exc)
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(drive)
-            try:
-                yield stream
-            finally:
-                if stream.outcome is None:
-                    tg.cancel_scope.cancel()
-                receive.close()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(drive)
+                try:
+                    yield stream
+                finally:
+                    if stream.outcome is None:
+                        tg.cancel_scope.cancel()
+                    receive.close()
+        except BaseExceptionGroup as group:
+            # One error (the caller's, from the block, or the run's): raised as itself, as
+            # `run` would; the task group is an implementation detail.
+            if len(group.exceptions) != 1:
+                raise
+            (only,) = group.exceptions
+            raise only from only.__cause__
         if fenced:
             raise fenced[0]
 
