@@ -204,8 +204,9 @@ class RuntimeRegistrar(_Registrar):
 
         `redactor(value)` receives an `Entry` or an `Event` and returns it, or a copy
         with secrets removed. Entries are redacted before they are folded and
-        journaled, so state, requests, the journal and events all hold the redacted
-        text. Redactors compose in registration order.
+        journaled, so state, requests, the journal, events and the outcome (its
+        error included) all hold the redacted text. Redactors compose in
+        registration order.
         """
         self.redactors.append(Registered(redactor, self._caller()))
 

@@ -481,6 +481,11 @@ class _Run:
         return self.outcome(reason, error, started)
 
     def outcome(self, reason: str, error: ErrorInfo | None, started: float) -> Outcome:
+        if error is not None and self.redactors:  # as the journal holds it (its Ended entry is redacted)
+            ended = Ended(reason, error)
+            for redact in self.redactors:
+                ended = redact(ended)
+            error = ended.error
         state = self.state
         stats = Stats(
             self.steps, self.llm_calls, self.tool_calls, self.tool_errors, self.retries, time.monotonic() - started

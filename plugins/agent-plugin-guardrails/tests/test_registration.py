@@ -128,6 +128,29 @@ async def test_secrets_never_reach_the_model_the_journal_or_events() -> None:
     assert "[REDACTED:openai_key]" in outcome.output and any("[REDACTED:openai_key]" in t for t in journal)
 
 
+async def test_an_error_outcome_holds_no_secret_either() -> None:
+    """`Outcome.error`, what RunEnd hooks see and the journaled Ended entry: all redacted."""
+    from agent_kernel import hookimpl
+    from agent_kernel.testing import fault
+
+    seen: list[str] = []
+
+    class Ends:
+        name = "ends"
+
+        @hookimpl
+        def agent_run_end(self, ctx: Any, outcome: Any) -> None:
+            seen.append(outcome.error.message)
+
+    model = ScriptedModel([fault(f"rejected key {KEY}", retryable=False), text("never")])
+    agent = Agent(model="scripted", plugins=[model, Guardrails(), Ends()], autoload=False)
+    outcome = await agent.run("hi", run_id="r")
+    assert outcome.reason == "error" and outcome.error is not None
+    ended = (await agent.journal.load("r"))[-1]
+    for where, message in (("outcome", outcome.error.message), ("RunEnd", seen[0]), ("journal", ended.error.message)):
+        assert message == "inference failed: InferenceError: rejected key [REDACTED:openai_key]", where
+
+
 def test_no_warning_without_redaction() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
