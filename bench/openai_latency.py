@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -36,12 +35,6 @@ from agent_plugin_openai.testing import gemma_model_path, llama_server, sse, tex
 
 PROMPT = "Write a short story about a cat."
 SETTINGS = {"max_tokens": 24, "temperature": 0}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _ms(values: list[float]) -> str:
@@ -197,7 +190,7 @@ def main() -> None:
     if args.base_url:
         trio.run(real_server, args.base_url, args.rounds)
     else:
-        with llama_server(gemma_model_path(), port=_free_port()) as base_url:
+        with llama_server(gemma_model_path()) as base_url:
             trio.run(real_server, base_url, args.rounds)
 
 

@@ -1,14 +1,18 @@
-"""Every ```python block of every ``docs/*.md`` file runs.
+"""The code of the docs runs: every ```python block of ``docs/*.md`` and of README.md.
 
-The blocks of one file run in order, in one namespace, in a fresh interpreter whose
-working directory is empty, with no ``AGENT_KERNEL_*`` variable set. A block that
-raises fails the file's test with a traceback pointing at the Markdown file and
-line. (README.md's example is run by tests/test_docs.py.) Relative links between the
-pages, and their #anchors, must resolve.
+The blocks of one ``docs/*.md`` file run in order, in one namespace, in a fresh
+interpreter whose working directory is empty, with no ``AGENT_KERNEL_*`` variable set.
+A block that raises fails the file's test with a traceback pointing at the Markdown
+file and line. README.md has a first agent and a section per plugin (one for every
+distribution under ``plugins/``); each section's program runs alone, the same way,
+and must print what the ```text block after it shows (``...`` stands for any text,
+such as what a real model says). Relative links between the pages, and their
+#anchors, must resolve.
 """
 
 from __future__ import annotations
 
+import doctest
 import json
 import os
 import re
@@ -93,10 +97,14 @@ def prose(markdown: str) -> str:
     return "\n".join(lines)
 
 
-def run_blocks(path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the python blocks of `path` in one namespace, in a child interpreter at `cwd`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_KERNEL_")}
-    payload = json.dumps(python_blocks(path.read_text()))
+def run_blocks(path: Path, cwd: Path, blocks: list[tuple[int, str]] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `blocks` (default: the python blocks of `path`) in one namespace, in a child interpreter at `cwd`.
+
+    The child sees none of the ``AGENT_KERNEL_*``, ``OPENAI_*`` and ``ANTHROPIC_*``
+    variables of this process: what a page shows must not depend on them.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_KERNEL_", "OPENAI_", "ANTHROPIC_"))}
+    payload = json.dumps(python_blocks(path.read_text()) if blocks is None else blocks)
     return subprocess.run(
         [sys.executable, "-c", RUNNER, str(path)],
         input=payload,
@@ -116,6 +124,76 @@ def documents() -> list[Path]:
 def test_python_blocks_run(path: Path, tmp_path: Path) -> None:
     result = run_blocks(path, tmp_path)
     assert result.returncode == 0, f"docs/{path.name}:\n{result.stderr[-6000:]}"
+
+
+# ---------------------------------------------------------------------- README.md
+
+README = ROOT / "README.md"
+PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
+SECTION_HEADING = re.compile(r"### `(?P<name>agent-plugin-[a-z0-9-]+)`$")
+
+
+def sections(markdown: str) -> dict[str, tuple[int, str]]:
+    """README's plugin sections by distribution: (0-based line of the heading, the section's text).
+
+    A section runs from its ``### `agent-plugin-<name>``` heading to the next heading of
+    level 1 to 3 (a heading shown inside a code block is none).
+    """
+    lines, headings = markdown.split("\n"), prose(markdown).split("\n")
+    found: dict[str, tuple[int, str]] = {}
+    start = name = None
+    for i, heading in enumerate([*headings, "# end"]):
+        if re.match(r"#{1,3} ", heading):
+            if name is not None and start is not None:
+                found[name] = (start, "\n".join(lines[start:i]))
+            match = SECTION_HEADING.match(heading)
+            start, name = i, (match["name"] if match else None)
+    return found
+
+
+def text_blocks(markdown: str) -> list[str]:
+    """The ```text blocks of `markdown`."""
+    lines = markdown.split("\n")
+    return ["".join(f"{line}\n" for line in lines[a + 1 : b]) for a, b, info in fences(markdown) if info == "text"]
+
+
+def test_readme_has_a_section_per_plugin() -> None:
+    assert sorted(sections(README.read_text())) == PLUGINS
+
+
+def test_agent_kernel_plugins_lists_every_plugin() -> None:
+    cli = Path(sys.executable).with_name("agent-kernel")
+    result = subprocess.run([str(cli), "plugins"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert sorted({row["distribution"] for row in json.loads(result.stdout)} & set(PLUGINS)) == PLUGINS
+
+
+def test_readme_first_agent_runs(tmp_path: Path) -> None:
+    (first_agent,) = [block for block in python_blocks(README.read_text()) if "trio.run(main)" in block[1]][:1]
+    result = run_blocks(README, tmp_path, [first_agent])
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert "RunStarted" in result.stdout and "RunEnded" in result.stdout
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_readme_plugin_example_prints_what_it_shows(plugin: str, tmp_path: Path) -> None:
+    start, section = sections(README.read_text())[plugin]
+    blocks, shown = python_blocks(section), text_blocks(section)
+    assert len(blocks) == 1 and len(shown) == 1, f"README's {plugin} section needs one python and one text block"
+    (line, code), (expected,) = blocks[0], shown
+    result = run_blocks(README, tmp_path, [(start + line, code)])
+    assert result.returncode == 0, f"README.md, {plugin}:\n{result.stderr[-6000:]}"
+    assert doctest.OutputChecker().check_output(expected, result.stdout, doctest.ELLIPSIS), (
+        f"README.md, {plugin}: the example printed\n{result.stdout}\nbut the README shows\n{expected}"
+    )
+
+
+def test_a_readme_section_ends_at_the_next_heading() -> None:
+    markdown = "# T\n\n### `agent-plugin-a`\n\n```sh\n### `agent-plugin-b`\n```\n## Next\n### `agent-plugin-c`\nc"
+    assert sections(markdown) == {
+        "agent-plugin-a": (2, "### `agent-plugin-a`\n\n```sh\n### `agent-plugin-b`\n```"),
+        "agent-plugin-c": (8, "### `agent-plugin-c`\nc"),
+    }
 
 
 @pytest.mark.parametrize("name", ["tutorial.md", "plugin-guide.md"])
@@ -204,7 +282,7 @@ def anchors(markdown: str) -> set[str]:
     return out
 
 
-@pytest.mark.parametrize("path", sorted(DOCS.glob("*.md")), ids=lambda p: f"docs/{p.name}")
+@pytest.mark.parametrize("path", [README, *sorted(DOCS.glob("*.md"))], ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve(path: Path) -> None:
     broken = []
     for link in LINK.finditer(prose(path.read_text())):
@@ -213,7 +291,7 @@ def test_relative_links_resolve(path: Path) -> None:
             broken.append(f"{link[0]}: no file {target}")
         elif link["anchor"] and target.suffix == ".md" and link["anchor"] not in anchors(target.read_text()):
             broken.append(f"{link[0]}: no heading #{link['anchor']} in {target.name}")
-    assert not broken, f"docs/{path.name}: " + "; ".join(broken)
+    assert not broken, f"{path.name}: " + "; ".join(broken)
 
 
 def test_a_broken_link_or_anchor_is_caught(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -177,17 +178,21 @@ def gemma_model_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 def llama_server(
     model_path: str | os.PathLike[str],
     *,
-    port: int,
+    port: int | None = None,
     chat_format: str = "chatml-function-calling",
     ready_timeout: float = 90.0,
     extra_args: Sequence[str] = (),
 ) -> Iterator[str]:
-    """Run ``python -m llama_cpp.server`` on 127.0.0.1:`port`; yield its base URL.
+    """Run ``python -m llama_cpp.server`` on 127.0.0.1:`port` (default: a free one); yield its base URL.
 
     Waits until ``GET /v1/models`` answers (failing loudly with the server's output
     if it exits or misses the deadline), and stops the process by its PID at the end:
     terminate, wait, then kill.
     """
+    if port is None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
     base_url = f"http://127.0.0.1:{port}/v1"
     command = [
         sys.executable, "-m", "llama_cpp.server",

@@ -72,5 +72,5 @@ def llama_base_url(gemma_path: Any) -> Iterator[str]:
     """A real ``llama_cpp.server`` on a free loopback port; stopped by its PID at teardown."""
     from agent_plugin_openai.testing import llama_server
 
-    with llama_server(gemma_path, port=free_port()) as base_url:
+    with llama_server(gemma_path) as base_url:
         yield base_url
