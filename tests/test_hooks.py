@@ -20,6 +20,7 @@ import trio
 
 from agent_kernel import (
     Agent,
+    ApprovalRequest,
     Approve,
     Context,
     Deny,
@@ -45,10 +46,11 @@ from agent_kernel.errors import (
     PluginLoadError,
     StaleAttempt,
     ToolInputError,
+    ToolSuspended,
     UnknownRequest,
     UnknownRun,
 )
-from agent_kernel.journal import Decided, Ended, Intended, MemoryJournal, Retried, Started, ToolDone
+from agent_kernel.journal import Decided, Ended, Intended, MemoryJournal, Retried, Started, ToolDone, Waiting
 from agent_kernel.testing import (
     CodecJournal,
     FakeTools,
@@ -1064,6 +1066,117 @@ async def test_approval_requested_event_and_request_names_its_plugin(make_agent:
         requested = [e for e in [e async for e in events] if isinstance(e, ev.ApprovalRequested)]
     assert [e.request.call.id for e in requested] == ["call_1_1"]
     assert requested[0].request.plugin == "gate", "the approval request names the plugin that suspended the call"
+
+
+class Asker:
+    """A tool `ask` that suspends its run for `rounds` rounds of approval, like a sub-agent waiting for one.
+
+    Not idempotent: only the suspension lets the kernel call it again.
+    """
+
+    def __init__(self, rounds: int = 1) -> None:
+        self.rounds = rounds
+        self.seen: list[dict[str, Any]] = []  # the decisions of each call
+
+    def ask(self, tool_context: Any) -> str:
+        decisions = dict(tool_context.decisions)
+        self.seen.append(decisions)
+        if len(self.seen) <= self.rounds:
+            n = len(self.seen)
+            inner = ToolCall(f"inner_{n}", "rm", {"path": f"/tmp/{n}"})
+            request_id = f"{tool_context.idempotency_key}/{n}"
+            raise ToolSuspended([ApprovalRequest(request_id, inner, "rm", "rm needs approval", n, "child")])
+        return "; ".join(f"{key}={type(value).__name__}" for key, value in sorted(decisions.items()))
+
+
+def _asking_agent(
+    make: MakeAgent, asker: Asker, strategy: str, *more: object
+) -> tuple[Agent, FakeTools, ScriptedModel]:
+    tools = FakeTools(asker.ask, add, strategy=strategy)
+    model = ScriptedModel([[tool_call("ask"), tool_call("add", a=1, b=2)], text("done")])
+    return make(model, tools, *more), tools, model
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
+async def test_a_tool_suspends_its_run_until_its_requests_are_decided(make_agent: MakeAgent, strategy: str) -> None:
+    journal = CodecJournal()  # every entry goes through the codec: Waiting round-trips
+    use = make_plugin("journal", agent_register_runtime=lambda runtime: runtime.set_journal(journal))
+    asker, recorder = Asker(), RunRecorder()
+    agent, tools, model = _asking_agent(make_agent, asker, strategy, use, recorder)
+
+    outcome = await agent.run("go", run_id="asks")
+    assert outcome.reason == "suspended"
+    assert [(r.id, r.tool, r.call.arguments["path"], r.plugin) for r in outcome.pending] == [
+        ("asks:1:call_1_1/1", "rm", "/tmp/1", "child")
+    ]
+    assert [i.name for i in tools.finished] == ["add"], "the step's other call ran; `ask` has no result yet"
+    entries = await journal.load("asks")
+    waiting = [e for e in entries if isinstance(e, Waiting)]
+    assert [(w.step, w.call_id, [r.id for r in w.requests]) for w in waiting] == [
+        (1, "call_1_1", ["asks:1:call_1_1/1"])
+    ]
+    assert not any(isinstance(e, ToolDone) and e.call_id == "call_1_1" for e in entries)
+
+    again = await agent.resume("asks")  # no decision: still waiting, the tool is not called
+    assert again.reason == "suspended" and [r.id for r in again.pending] == ["asks:1:call_1_1/1"]
+    assert len(asker.seen) == 1
+
+    with pytest.raises(UnknownRequest):
+        await agent.resume("asks", decisions={"asks:1:call_1_1/2": Approve()})
+    done = await agent.resume("asks", decisions={"asks:1:call_1_1/1": Deny("not that one")})
+    assert (done.reason, done.output) == ("completed", "done")
+    assert asker.seen == [{}, {"asks:1:call_1_1/1": Deny("not that one")}], "called again, with the decision"
+    results = {m.tool_call_id: m.content for m in done.state.messages if m.role == "tool"}
+    assert results == {"call_1_1": "asks:1:call_1_1/1=Deny", "call_1_2": "3"}
+    assert done.stats.tool_calls == 2 and len(model.requests) == 2, "the suspended call counts once"
+    assert [i.name for i in tools.finished] == ["add", "ask"], "nothing ran twice but the call that suspended"
+
+    replayed = await make_agent(ScriptedModel([]), FakeTools(asker.ask, add), use).resume("asks")
+    assert (replayed.reason, replayed.output) == ("completed", "done")
+    assert len(asker.seen) == 2, "a finished run resumed again calls nothing"
+    check_phase_grammar(recorder.phases)
+
+
+async def test_a_tool_may_suspend_again_and_decisions_are_applied_once(make_agent: MakeAgent) -> None:
+    asker = Asker(rounds=2)
+    agent, _, _ = _asking_agent(make_agent, asker, "sequential")
+    first = await agent.run("go", run_id="twice")
+    second = await agent.resume("twice", decisions={"twice:1:call_1_1/1": Approve()})
+    assert second.reason == "suspended" and [r.id for r in second.pending] == ["twice:1:call_1_1/2"]
+    assert first.pending[0].id not in {r.id for r in second.pending}
+    late = await agent.resume("twice", decisions={"twice:1:call_1_1/1": Approve(), "twice:1:call_1_1/2": Approve()})
+    assert late.reason == "completed"
+    assert asker.seen == [{}, {"twice:1:call_1_1/1": Approve()}, {"twice:1:call_1_1/2": Approve()}], (
+        "each call gets the decisions of its own last suspension; one delivered twice is applied once"
+    )
+
+
+async def test_an_approver_decides_a_tools_requests_without_suspending(make_agent: MakeAgent) -> None:
+    async def approver(request: Any, state: Any) -> Approve | None:
+        return Approve() if request.tool == "rm" else None
+
+    asker = Asker()
+    inline = make_plugin("inline", agent_register_runtime=lambda runtime: runtime.add_approver(approver))
+    agent, _, _ = _asking_agent(make_agent, asker, "concurrent", inline)
+    outcome = await agent.run("go")
+    assert outcome.reason == "completed" and asker.seen[1] == {f"{outcome.run_id}:1:call_1_1/1": Approve()}
+
+
+async def test_a_tool_suspending_with_a_used_request_id_gets_an_error_result(make_agent: MakeAgent) -> None:
+    def stubborn(tool_context: Any) -> str:
+        request = ApprovalRequest("same-id", ToolCall("c", "rm", {}), "rm", "again", 1)
+        raise ToolSuspended([request, request] if tool_context.step == 1 else [request])
+
+    model = ScriptedModel([tool_call("stubborn"), text("done")])
+    outcome = await make_agent(model, FakeTools(stubborn)).run("go")
+    assert outcome.reason == "completed"
+    (result,) = [m for m in outcome.state.messages if m.role == "tool"]
+    assert result.is_error and "not new: same-id" in result.content
+
+
+def test_tool_suspended_needs_a_request() -> None:
+    with pytest.raises(ValueError, match="at least one ApprovalRequest"):
+        ToolSuspended([])
 
 
 @pytest.mark.parametrize("winner", [patches.Block("blocked by policy"), patches.ProvideResult("from cache")])

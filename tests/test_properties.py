@@ -28,7 +28,9 @@ from hypothesis import strategies as st
 
 from agent_kernel import (
     Agent,
+    Approve,
     Context,
+    Deny,
     Message,
     RunState,
     StateKey,
@@ -43,7 +45,7 @@ from agent_kernel._fold import resolve_call
 from agent_kernel._log import Log
 from agent_kernel.errors import PatchConflict
 from agent_kernel.hookspecs import PHASES
-from agent_kernel.journal import Committed, Inferred, ToolDone
+from agent_kernel.journal import Committed, Decided, Inferred, ToolDone, Waiting
 from agent_kernel.testing import ConcurrentStrategy, FakeTools, ScriptedModel, text, tool_call
 from agent_kernel.testing import strategies as aks
 from agent_kernel.testing.grammar import Transcript, check_transcript, exercise, run_sync
@@ -197,6 +199,47 @@ def test_resume_after_cancellation_never_repeats_recorded_work(
     results = [m for m in t.final.state.messages if m.role == "tool"]
     assert len(results) == _all_calls(script), "every call got exactly one result"
     assert sum(done.values()) == len(results)
+
+
+@given(
+    script=aks.scripts(),
+    suspends=st.frozensets(st.integers(0, 6), max_size=4),
+    deny=st.booleans(),
+    concurrent=st.booleans(),
+)
+def test_a_tool_that_suspends_its_run_is_called_again_once_with_its_decisions(
+    script: list[Any], suspends: frozenset[int], deny: bool, concurrent: bool
+) -> None:
+    """ToolSuspended: the call waits (the step's other calls do not), its requests are decided once,
+    and it is called exactly once more, with them; everything else runs once."""
+    decision = Deny("no") if deny else Approve()
+    t = run_sync(
+        partial(
+            exercise,
+            script,
+            [],
+            aks.Faults(tool_suspends=suspends),
+            concurrent=concurrent,
+            max_resumes=10,
+            decide=lambda request: decision,
+        )
+    )
+    check_transcript(t)
+    assert t.final is not None and t.final.reason == "completed", t.outcomes
+    waits = [e for e in t.entries if isinstance(e, Waiting)]
+    waited = {f"{t.run_id}:{w.step}:{w.call_id}" for w in waits}
+    starts = Counter(i.idempotency_key for i in t.tool_starts)
+    assert {k: n for k, n in starts.items() if n != (2 if k in waited else 1)} == {}, (waited, starts)
+    decided = [e.request_id for e in t.entries if isinstance(e, Decided)]
+    assert sorted(decided) == sorted(r.id for w in waits for r in w.requests), "each request decided exactly once"
+    results = {m.tool_call_id: m.content for m in t.final.state.messages if m.role == "tool"}
+    assert len(results) == _all_calls(script), "every call got exactly one result"
+    expected = f'"decided": ["{type(decision).__name__}"]'
+    assert all(expected in results[w.call_id] for w in waits), "each waiting call got its decision"
+    assert len(t.requests) == _turns(script), "no turn was requested again"
+    for outcome in t.outcomes:  # call ids are call_<step>_<n>: n is the call's place in its step
+        waiting = [int(r.id.split("/")[0].rsplit("_", 1)[1]) for r in outcome.pending] if outcome else []
+        assert waiting == sorted(waiting), f"requests wait in call order, not completion order: {outcome}"
 
 
 def _all_calls(script: Sequence[Any]) -> int:

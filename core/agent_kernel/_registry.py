@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from attrs import frozen
+from attrs import field, frozen
 
 from ._state import ApprovalRequest, Decision, Request, Response, RunState, StateKey, ToolCall, ToolResult, ToolSpec
 from .errors import ConfigurationError
@@ -43,6 +43,8 @@ class ToolContext:
     """What a running tool may know about its call.
 
     `idempotency_key` is stable across retries and resumes: `run_id:step:call_id`.
+    `decisions` holds the decisions for the requests of the tool's last
+    `ToolSuspended`, when it is called again after them (otherwise it is empty).
     """
 
     run_id: str
@@ -50,6 +52,7 @@ class ToolContext:
     call_id: str
     attempt: int
     state: RunState
+    decisions: Mapping[str, Decision] = field(factory=dict)
 
     @property
     def idempotency_key(self) -> str:

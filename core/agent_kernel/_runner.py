@@ -45,10 +45,23 @@ from .errors import (
     PluginError,
     StaleAttempt,
     ToolInputError,
+    ToolSuspended,
     UnknownRequest,
 )
 from .hookspecs import Context, Fallback, Retry
-from .journal import Committed, Decided, Ended, Entry, ErrorInfo, Inferred, Intended, Retried, Started, ToolDone
+from .journal import (
+    Committed,
+    Decided,
+    Ended,
+    Entry,
+    ErrorInfo,
+    Inferred,
+    Intended,
+    Retried,
+    Started,
+    ToolDone,
+    Waiting,
+)
 from .patches import Patch, ReplaceMessage, SetWindow, Suspend
 
 if TYPE_CHECKING:
@@ -145,6 +158,8 @@ class _Run:
         self.results: dict[str, ToolResult] = {}
         self.intended: set[str] = set()
         self.done: set[str] = set()
+        self.waiting: dict[str, tuple[str, ...]] = {}  # call id -> its ToolSuspended requests
+        self.forwarded: dict[str, Decision] = {}  # decisions for those requests, by request id
         self.requests_seen: set[str] = set()
         self.decided: set[str] = set()
         self.ended: str | None = None
@@ -164,13 +179,17 @@ class _Run:
             self.response = entry.response  # type: ignore[attr-defined]
             self.llm_calls += 1
         elif kind is Intended:
-            self.intended.add(entry.call_id)  # type: ignore[attr-defined]
-            self.tool_calls += 1
+            call_id = entry.call_id  # type: ignore[attr-defined]
+            self.intended.add(call_id)
+            if self.waiting.pop(call_id, None) is None:  # a call resumed after ToolSuspended is the same call
+                self.tool_calls += 1
         elif kind is ToolDone:
             self.results[entry.call_id] = entry.result  # type: ignore[attr-defined]
             self.tool_errors += entry.result.is_error  # type: ignore[attr-defined]
         elif kind is Decided:
             self._apply_decision(entry)  # type: ignore[arg-type]
+        elif kind is Waiting:
+            self._apply_waiting(entry)  # type: ignore[arg-type]
         elif kind is Retried:
             self.retries += 1
         elif kind is Started:
@@ -198,6 +217,7 @@ class _Run:
             self.steps += 1
             self.response, self.calls = None, ()
             self.plans, self.results, self.intended, self.done = {}, {}, set(), set()
+            self.waiting, self.forwarded = {}, {}
             state = replace_state(state, step=entry.step)
         elif phase == "after_inference":
             response = self.response
@@ -239,12 +259,24 @@ class _Run:
         self.state = fold(state, entry.patches)
         self.phase = phase
 
+    def _apply_waiting(self, entry: Waiting) -> None:
+        ids = tuple(r.id for r in entry.requests)
+        self.waiting[entry.call_id] = ids
+        self.requests_seen.update(ids)
+        # concurrent calls suspend in completion order; their requests wait in call order
+        position = {call.id: i for i, call in enumerate(self.calls)}
+        rank = {rid: position[call_id] for call_id, rids in self.waiting.items() for rid in rids}
+        pending = sorted(self.state.pending + entry.requests, key=lambda r: rank.get(r.id, -1))
+        self.state = replace_state(self.state, pending=tuple(pending))
+
     def _apply_decision(self, entry: Decided) -> None:
         state = self.state
         request = next(r for r in state.pending if r.id == entry.request_id)
         self.decided.add(request.id)
         decision = entry.decision
-        if isinstance(decision, Approve):
+        if any(request.id in ids for ids in self.waiting.values()):
+            self.forwarded[request.id] = decision  # for the tool that suspended, when it is called again
+        elif isinstance(decision, Approve):
             arguments = decision.arguments if decision.arguments is not None else self.plans[request.call.id].arguments
             self.plans[request.call.id] = CallPlan("run", arguments)
         else:
@@ -668,7 +700,7 @@ class _Run:
                 raise _unwrap(group) from None
             finally:
                 self.concurrent = False
-            await self.afters(todo, concurrent=True)
+            await self.afters([c for c in todo if c.id in self.results], concurrent=True)
         elif strategy is None:
             await self.afters(todo, concurrent=False)
         else:
@@ -744,7 +776,8 @@ class _Run:
         if self.state.stop is not None:
             return
         await self.execute(call)
-        await self._after(call)
+        if call.id in self.results:  # not when the tool suspended the run
+            await self._after(call)
 
     async def execute(self, call: ToolCall) -> None:
         """[TOOL]: run one call unless it already has a result; journal intent and result."""
@@ -761,25 +794,48 @@ class _Run:
             )
             return
         spec, function = found
-        if call.id in self.intended and not spec.idempotent:
+        waited_for = self.waiting.get(call.id)
+        if call.id in self.intended and waited_for is None and not spec.idempotent:
             self.commit(ToolDone(self.state.step, call.id, ToolResult(UNKNOWN_OUTCOME, True)))
             return
+        decisions = {request_id: self.forwarded[request_id] for request_id in waited_for or ()}
         arguments = self.plans[call.id].arguments
         self.commit(Intended(self.state.step, call.id, arguments))
         await self.flush()
         if self.listening:
             self.emit(ev.ToolCallStarted, self.state.step, self._ran(call))
-        result = await self._attempt_tool(call, spec, function, arguments)
-        self.commit(ToolDone(self.state.step, call.id, result))
+        result = await self._attempt_tool(call, spec, function, arguments, decisions)
+        if isinstance(result, ToolSuspended):
+            self._suspend_call(call, result)
+        else:
+            self.commit(ToolDone(self.state.step, call.id, result))
+
+    def _suspend_call(self, call: ToolCall, suspended: ToolSuspended) -> None:
+        """Journal a tool's ToolSuspended; a reused request id is the tool's error instead."""
+        ids = [r.id for r in suspended.requests]
+        reused = sorted({i for i in ids if i in self.requests_seen or ids.count(i) > 1})
+        if reused:
+            message = f"Tool {call.name!r} suspended the run with request ids that are not new: {', '.join(reused)}."
+            self.commit(ToolDone(self.state.step, call.id, ToolResult(message, True)))
+            return
+        self.commit(Waiting(self.state.step, call.id, suspended.requests))
+        if self.listening:
+            for request in suspended.requests:
+                self.emit(ev.ApprovalRequested, request)
 
     async def _attempt_tool(
-        self, call: ToolCall, spec: ToolSpec, function: Any, arguments: Mapping[str, Any]
-    ) -> ToolResult:
+        self,
+        call: ToolCall,
+        spec: ToolSpec,
+        function: Any,
+        arguments: Mapping[str, Any],
+        decisions: Mapping[str, Decision],
+    ) -> ToolResult | ToolSuspended:
         agent = self.agent
         attempt = 0
         while True:
             ctx = self.context("before_tool_execute")
-            tool_ctx = ToolContext(self.run_id, self.state.step, call.id, attempt + 1, self.state)
+            tool_ctx = ToolContext(self.run_id, self.state.step, call.id, attempt + 1, self.state, decisions)
             try:
                 managers = agent._wraps("agent_wrap_tool_call", ctx=ctx, call=call)
                 async with AsyncExitStack() if managers else _NO_WRAP as stack:
@@ -791,6 +847,8 @@ class _Run:
                 return result
             except ToolInputError as exc:
                 return ToolResult(f"Invalid arguments for {call.name!r}: {exc}", True)
+            except ToolSuspended as exc:
+                return exc
             except HookFailed:
                 raise
             except Exception as exc:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._state import ApprovalRequest
+
 __all__ = [
     "AgentError",
     "ConfigurationError",
@@ -14,6 +20,7 @@ __all__ = [
     "PluginLoadError",
     "StaleAttempt",
     "ToolInputError",
+    "ToolSuspended",
     "UnknownRequest",
     "UnknownRun",
 ]
@@ -77,6 +84,29 @@ class ToolInputError(AgentError):
 
     The message goes to the model as an error result; the call is not retried.
     """
+
+
+class ToolSuspended(Exception):
+    """Raised by a tool to suspend its run until `requests` are decided.
+
+    For tools that wrap a run of their own (a sub-agent waiting for approval): the
+    kernel journals the requests, which join the run's pending approval requests,
+    and the run ends ``suspended``. Once every one is decided (``resume(run_id,
+    decisions=...)`` or an approver), the tool is called again, whether or not it is
+    idempotent, with the decisions in `ToolContext.decisions`; it may finish, or
+    suspend again with new requests. Request ids must be unique within the run
+    (prefix them with the call's idempotency key, as child run ids are).
+
+    Args:
+        requests: the `ApprovalRequest`s to decide, at least one.
+    """
+
+    def __init__(self, requests: Sequence[ApprovalRequest]) -> None:
+        requests = tuple(requests)
+        if not requests:
+            raise ValueError("ToolSuspended needs at least one ApprovalRequest")
+        super().__init__(f"waiting for {', '.join(r.id for r in requests)}")
+        self.requests = requests
 
 
 class InferenceError(AgentError):

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from attrs import field, frozen
 
-from ._state import Decision, Response, ToolResult, freeze_mapping
+from ._state import ApprovalRequest, Decision, Response, ToolResult, freeze_mapping
 from .errors import StaleAttempt
 from .patches import Patch
 
@@ -35,6 +35,7 @@ __all__ = [
     "Retried",
     "Started",
     "ToolDone",
+    "Waiting",
 ]
 
 
@@ -101,6 +102,15 @@ class ToolDone(Entry):
     step: int
     call_id: str
     result: ToolResult
+
+
+@frozen
+class Waiting(Entry):
+    """A tool call suspended its run (`ToolSuspended`) until `requests` are decided."""
+
+    step: int
+    call_id: str
+    requests: tuple[ApprovalRequest, ...]
 
 
 @frozen

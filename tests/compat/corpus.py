@@ -7,7 +7,8 @@ plus ``expected.json`` (what each run's outcome was). ``tests/test_compat.py`` l
 every version's files with the current code. Released directories are never edited.
 
 The runs use every journal entry kind and every patch the kernel folds from a
-journal, a plugin state key, parallel tools, an approval and a retried inference.
+journal, a plugin state key, parallel tools, an approval, a tool that suspends its
+run (`ToolSuspended`) and a retried inference.
 """
 
 from __future__ import annotations
@@ -20,7 +21,19 @@ from typing import Any
 import trio
 
 import agent_kernel
-from agent_kernel import Agent, Approve, Deny, Outcome, StateKey, ToolCall, hookimpl, patches
+from agent_kernel import (
+    Agent,
+    ApprovalRequest,
+    Approve,
+    Deny,
+    Outcome,
+    StateKey,
+    ToolCall,
+    ToolContext,
+    hookimpl,
+    patches,
+)
+from agent_kernel.errors import ToolSuspended
 from agent_kernel.hookspecs import Retry
 from agent_kernel.testing import CodecJournal, ScriptedModel, fault, text, tool_call
 from agent_plugin_sqlite import SqliteJournal
@@ -56,6 +69,17 @@ def send_email(to: str) -> str:
         to: recipient.
     """
     return f"sent to {to}"
+
+
+def deploy(context: ToolContext) -> str:
+    """Deploy the release, once somebody signed it off."""
+    if not context.decisions:
+        sign_off = ToolCall("sign-off", "deploy", {})
+        request_id = f"{context.idempotency_key}/sign-off"
+        raise ToolSuspended(
+            [ApprovalRequest(request_id, sign_off, "deploy", "needs a sign-off", context.step, "corpus")]
+        )
+    return "deployed"
 
 
 class CorpusPolicy:
@@ -116,6 +140,7 @@ def scripts() -> dict[str, list[Any]]:
         ],
         "suspended": [[tool_call("send_email", to="ceo@example.com"), tool_call("send_email", to="cfo@example.com")]],
         "denied": [[tool_call("send_email", to="all@example.com")], text("I did not send it.")],
+        "waited": [[tool_call("deploy"), tool_call("lookup", key="b")], text("Deployed.")],
     }
 
 
@@ -131,7 +156,7 @@ def agent(model: ScriptedModel, journal: object) -> Agent:
         model="scripted",
         plugins=[
             model,
-            Toolbox([lookup, charge, send_email], parallel=True),
+            Toolbox([lookup, charge, send_email, deploy], parallel=True),
             CorpusPolicy(),
             UseJournal(),
         ],
@@ -159,7 +184,7 @@ def summary(outcome: Outcome) -> dict[str, Any]:
 async def record(run_id: str, journal: object) -> Outcome:
     """Run `run_id`'s script to its recorded end against `journal`."""
     outcome = await agent(ScriptedModel(scripts()[run_id]), journal).run(f"corpus run {run_id}", run_id=run_id)
-    if run_id == "completed":
+    if run_id in ("completed", "waited"):
         outcome = await agent(ScriptedModel(scripts()[run_id]), journal).resume(
             run_id, decisions={r.id: Approve() for r in outcome.pending}
         )

@@ -136,6 +136,9 @@ class Faults:
         tool_errors: ordinals (0-based, over all tool starts of the run) whose tool
             raises `ToolFault`.
         retry_tools: a decision plugin answers tool errors with `Retry` (once).
+        tool_suspends: ordinals (0-based, over all tool starts of the run) whose tool,
+            called without decisions, suspends the run (`ToolSuspended`) with one
+            request; called again with the decision, it finishes.
         tool_delays: seconds successive tool starts sleep (cycled); () sleeps 0.
         timeout: the first invocation's ``timeout=``.
         cancel_at: the first invocation is cancelled from outside (by the caller's
@@ -146,6 +149,7 @@ class Faults:
     retry_inference: bool = False
     tool_errors: frozenset[int] = field(default=frozenset(), converter=frozenset)
     retry_tools: bool = False
+    tool_suspends: frozenset[int] = field(default=frozenset(), converter=frozenset)
     tool_delays: tuple[float, ...] = ()
     timeout: float | None = None
     cancel_at: int | None = None

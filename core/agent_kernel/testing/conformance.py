@@ -26,6 +26,7 @@ from .. import patches as p
 from .._agent import Agent
 from .._registry import ModelExecutor, RuntimeRegistrar, ToolStrategy
 from .._state import (
+    ApprovalRequest,
     Approve,
     Deny,
     Message,
@@ -51,6 +52,7 @@ from ..journal import (
     Retried,
     Started,
     ToolDone,
+    Waiting,
 )
 
 __all__ = ["check_journal", "check_llm_executor", "check_tool_strategy", "journal_entries"]
@@ -462,6 +464,9 @@ def journal_entries() -> list[Entry]:
         Committed("after_inference", 1),
         Committed("before_tool_execute", 1, (p.Suspend("check"),), ("approval",), "call_1"),
         Intended(1, "call_1", {"city": "Paris", "nested": {"k": [1, "two"]}}),
+        Waiting(
+            1, "call_1", (ApprovalRequest("run:1:call_1/2/call_9", call, "get_weather", "child asks", 2, "child"),)
+        ),
         ToolDone(1, "call_1", ToolResult("Sunny", False)),
         ToolDone(1, "call_2", ToolResult("boom", True)),
         Decided("run/1/call_1", Approve()),

@@ -25,7 +25,9 @@ from attrs import frozen
 
 from .._agent import Agent
 from .._outcome import Outcome
+from .._registry import ToolContext
 from .._state import ApprovalRequest, Approve, Decision, Request, ToolCall
+from ..errors import ToolSuspended
 from ..events import Event, RunEnded, RunStarted
 from ..hookspecs import PHASES, Context, Retry, hookimpl
 from ..journal import Ended, Entry, Started
@@ -267,21 +269,27 @@ class _Harness:
 def _harness_tools(faults: Faults, time_scale: float, concurrent: bool | None) -> FakeTools:
     counter = [0]
 
-    async def body(kwargs: Mapping[str, Any]) -> str:
+    async def body(kwargs: Mapping[str, Any], context: ToolContext) -> str:
         ordinal = counter[0]
         counter[0] += 1
         await anyio.sleep(faults.tool_delay(ordinal) * time_scale)
         if ordinal in faults.tool_errors:
             raise ToolFault(f"tool start {ordinal} fails")
+        if ordinal in faults.tool_suspends and not context.decisions:
+            inner = ToolCall(f"{context.call_id}.inner", "inner", {})
+            key = context.idempotency_key
+            raise ToolSuspended([ApprovalRequest(f"{key}/wait", inner, "inner", "waits", context.step, "harness")])
+        if context.decisions:
+            kwargs = {**kwargs, "decided": sorted(type(d).__name__ for d in context.decisions.values())}
         return json.dumps(dict(kwargs), sort_keys=True, default=str)
 
-    async def echo(**kwargs: Any) -> str:
+    async def echo(tool_context: ToolContext, **kwargs: Any) -> str:
         """Echo the arguments (idempotent)."""
-        return await body(kwargs)
+        return await body(kwargs, tool_context)
 
-    async def add(**kwargs: Any) -> str:
+    async def add(tool_context: ToolContext, **kwargs: Any) -> str:
         """Add numbers (not idempotent)."""
-        return await body(kwargs)
+        return await body(kwargs, tool_context)
 
     strategy = None if concurrent is None else ("concurrent" if concurrent else "sequential")
     return FakeTools(echo, add, strategy=strategy, idempotent=("echo",), name="harness-tools")

@@ -283,6 +283,7 @@ def faults(
     timeouts: bool = True,
     cancellation: bool = True,
     retries: bool = True,
+    suspends: bool = False,
 ) -> st.SearchStrategy[Faults]:
     """Random `Faults`; each family can be switched off.
 
@@ -293,6 +294,8 @@ def faults(
         timeouts: a ``timeout=`` on the first invocation (tools sleep up to 3 s).
         cancellation: cancellation from outside at a random phase hook call.
         retries: decision plugins that retry failed inferences / tools.
+        suspends: tools that suspend the run for a decision (`ToolSuspended`); off by
+            default, since such a call is (rightly) called again after its decision.
     """
     none: st.SearchStrategy[Any] = st.none()
     return st.builds(
@@ -305,6 +308,7 @@ def faults(
         retry_inference=st.booleans() if retries else st.just(False),
         tool_errors=st.frozensets(st.integers(0, 6), max_size=3) if tools else st.just(frozenset()),
         retry_tools=st.booleans() if retries else st.just(False),
+        tool_suspends=st.frozensets(st.integers(0, 6), max_size=3) if suspends else st.just(frozenset()),
         tool_delays=st.lists(st.sampled_from((0.0, 0.5, 3.0)), max_size=3).map(tuple) if tools else st.just(()),
         timeout=st.one_of(none, st.sampled_from((0.25, 1.0, 4.0))) if timeouts else none,
         cancel_at=st.one_of(none, st.integers(0, 25)) if cancellation else none,

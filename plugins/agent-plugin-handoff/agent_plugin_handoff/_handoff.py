@@ -23,7 +23,7 @@ from agent_kernel import (
     ToolSpec,
     hookimpl,
 )
-from agent_kernel.errors import ConfigurationError, JournalCorrupt, ToolInputError
+from agent_kernel.errors import ConfigurationError, JournalCorrupt, ToolInputError, ToolSuspended
 from agent_kernel.journal import Codec, Committed, Entry, Journal, MemoryJournal
 from agent_kernel.patches import InjectContext, OnlyTools, Patch, ReplaceMessage, SetData, SetModel
 
@@ -172,9 +172,10 @@ class Handoff:
     "depth limit N reached".
 
     **Outcomes**: a completed child's output is the result. A child that stopped,
-    failed, was cancelled or suspended for approval gives an error result saying
-    so (a suspended child stays suspended in the journal; sub-agents cannot wait for
-    a decision inside the parent's tool call).
+    failed or was cancelled gives an error result saying so. A child suspended for
+    approval suspends the parent (`ToolSuspended`): the child's requests are the
+    parent's pending requests, with the child's ids; resuming the parent with
+    decisions for them resumes the child with those decisions.
 
     **Transfers** (`transfers`): the tool ``transfer_to_agent(agent)`` hands the
     conversation to a `Peer`: in AfterToolExecute the run's model becomes the
@@ -320,11 +321,13 @@ class Handoff:
         token = _LINK.set(_Link(ctx.run_id, depth + 1, cap))
         try:
             if await self._journal.load(run_id):
-                outcome = await child.resume(run_id)
+                outcome = await child.resume(run_id, decisions=ctx.decisions)
             else:
                 outcome = await child.run(task, run_id=run_id)
         finally:
             _LINK.reset(token)
+        if outcome.reason == "suspended":
+            raise ToolSuspended(outcome.pending)
         return _result(sub.name, outcome)
 
     # ------------------------------------------------------------------ transfers
@@ -426,13 +429,6 @@ def _result(name: str, outcome: Outcome) -> ToolResult:
     """The tool result a parent's model sees for a sub-agent's outcome."""
     if outcome.reason == "completed":
         return ToolResult(outcome.output or f"(sub-agent {name!r} finished without an answer)")
-    if outcome.reason == "suspended":
-        waiting = ", ".join(f"{r.tool} ({r.id})" for r in outcome.pending)
-        return ToolResult(
-            f"Sub-agent {name!r} stopped to wait for approval of {waiting}; a sub-agent cannot wait for a "
-            f"decision, so this call was given up (run {outcome.run_id} stays suspended).",
-            is_error=True,
-        )
     if outcome.reason == "stopped":
         stop = outcome.stop
         why = f"{stop.code}: {stop.detail}" if stop is not None else "stopped"

@@ -8,7 +8,7 @@ import anyio
 import pytest
 from handoff_testkit import RunsRecorder, add, scripted, tool_messages
 
-from agent_kernel import Agent, Context, hookimpl, patches
+from agent_kernel import Agent, Approve, Context, Deny, hookimpl, patches
 from agent_kernel.errors import ConfigurationError
 from agent_kernel.journal import Committed, Inferred, Started
 from agent_kernel.testing import text, tool_call
@@ -120,30 +120,70 @@ def test_child_outcomes_other_than_completed_become_error_results(run: Any) -> N
         "stopper", "Stops.", model="scripted", plugins=[scripted([text("x")]), StopAtOnce()], autoload=False
     )
     failing = SubAgent("failer", "Fails.", model="scripted", plugins=[scripted([])], autoload=False)
-    waiting = SubAgent(
-        "waiter",
-        "Needs approval.",
-        model="scripted",
-        plugins=[scripted([tool_call("add", a=1, b=1), text("2")]), Toolbox([add]), Approval(require_approval("add"))],
-        autoload=False,
-    )
-    handoff = Handoff([stopping, failing, waiting])
-    agent = parent(
-        [[tool_call("stopper", input="a"), tool_call("failer", input="b"), tool_call("waiter", input="c")], text("k")],
-        handoff,
-    )
+    handoff = Handoff([stopping, failing])
+    agent = parent([[tool_call("stopper", input="a"), tool_call("failer", input="b")], text("k")], handoff)
 
     async def main() -> None:
         outcome = await agent.run("go", run_id="r")
         assert outcome.reason == "completed"
-        stopped, failed, suspended = tool_messages(outcome)
+        stopped, failed = tool_messages(outcome)
         assert stopped.is_error and stopped.content == "Sub-agent 'stopper' stopped (child.budget: no budget left)."
         assert failed.is_error and failed.content.startswith("Sub-agent 'failer' failed: inference failed")
-        assert suspended.is_error and "stopped to wait for approval of add" in suspended.content
-        assert "run r/1/call_1_3 stays suspended" in suspended.content
-        # the suspended child is still waiting in the journal, resumable with a decision
-        again = await handoff.children["waiter"].resume("r/1/call_1_3")
-        assert again.reason == "suspended" and again.pending[0].tool == "add"
+
+    run(main)
+
+
+def waiter(script: list[Any]) -> SubAgent:
+    """A sub-agent whose `add` calls need approval."""
+    plugins = [scripted(script), Toolbox([add]), Approval(require_approval("add"))]
+    return SubAgent("waiter", "Needs approval.", model="scripted", plugins=plugins, autoload=False)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_child_waiting_for_approval_suspends_the_parent_until_it_is_decided(run: Any, parallel: bool) -> None:
+    handoff = Handoff([waiter([tool_call("add", a=1, b=1), text("It is 2.")])])
+    turns = [[tool_call("waiter", input="c"), tool_call("add", a=2, b=2)], text("k")]
+    agent = parent(turns, handoff, parallel=parallel)
+    child = "r/1/call_1_1"
+
+    async def main() -> None:
+        outcome = await agent.run("go", run_id="r")
+        assert outcome.reason == "suspended"
+        (request,) = outcome.pending
+        assert (request.id, request.tool, dict(request.call.arguments)) == (
+            f"{child}/1/call_1_1",
+            "add",
+            {"a": 1, "b": 1},
+        )
+        assert [m.content for m in tool_messages(outcome)] == ["4"], "the parent's other call was not held back"
+        waiting = await handoff.children["waiter"].resume(child)  # the child waits, in the same journal
+        assert [r.id for r in waiting.pending] == [request.id]
+
+        done = await agent.resume("r", decisions={request.id: Approve(arguments={"a": 1, "b": 41})})
+        assert (done.reason, done.output) == ("completed", "k")
+        assert {m.tool_call_id: m.content for m in tool_messages(done)} == {"call_1_1": "It is 2.", "call_1_2": "4"}
+        finished = await handoff.children["waiter"].resume(child)
+        assert finished.reason == "completed"
+        assert [m.content for m in tool_messages(finished)] == ["42"], "the decision (with its edit) reached the child"
+
+    run(main)
+
+
+def test_a_denied_child_request_goes_to_the_child_and_a_second_one_suspends_the_parent_again(run: Any) -> None:
+    script = [tool_call("add", a=1, b=1), tool_call("add", a=5, b=5), text("gave up")]
+    agent = parent([tool_call("waiter", input="c"), text("k")], Handoff([waiter(script)]))
+
+    async def main() -> None:
+        first = await agent.run("go", run_id="r")
+        second = await agent.resume("r", decisions={first.pending[0].id: Deny("no adding")})
+        assert second.reason == "suspended"
+        assert [r.id for r in second.pending] == ["r/1/call_1_1/2/call_2_1"], "the child's next request"
+        done = await agent.resume("r", decisions={second.pending[0].id: Deny("still no")})
+        assert done.reason == "completed"
+        child = await agent.journal.load("r/1/call_1_1")
+        assert done.stats.tool_calls == 1 and len(child) > 0
+        (result,) = tool_messages(done)
+        assert result.content == "gave up"
 
     run(main)
 

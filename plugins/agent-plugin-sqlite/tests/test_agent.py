@@ -9,7 +9,7 @@ import pytest
 import trio
 from sqlite_testkit import NOTES, STEPS, Tools, codec_agent, scenario_agent
 
-from agent_kernel import Agent, Approve, Deny, Message, Response, ToolCall, ToolResult, Usage, patches
+from agent_kernel import Agent, ApprovalRequest, Approve, Deny, Message, Response, ToolCall, ToolResult, Usage, patches
 from agent_kernel.errors import ConfigurationError, StaleAttempt
 from agent_kernel.journal import (
     Committed,
@@ -23,6 +23,7 @@ from agent_kernel.journal import (
     Retried,
     Started,
     ToolDone,
+    Waiting,
 )
 from agent_kernel.testing import ScriptedModel, text, tool_call
 from agent_plugin_sqlite import SqliteJournal
@@ -74,6 +75,7 @@ def every_entry_kind() -> list[Entry]:
             "call_1",
         ),
         Intended(1, "call_1", {"a": 1, "nested": {"b": [1, 2.5, None, True]}}),
+        Waiting(1, "call_1", (ApprovalRequest("run:1:call_1/1/c", ToolCall("c", "rm", {"p": "/x"}), "rm", "why", 1),)),
         ToolDone(1, "call_1", ToolResult("3")),
         ToolDone(1, "call_2", ToolResult("boom", is_error=True)),
         Committed("after_tool_execute", 1, (patches.Remind("check"),), ("p",), "call_1"),
