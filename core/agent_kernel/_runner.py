@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
 FINAL = frozenset({"completed", "stopped"})
 _NOTHING: tuple[tuple[Patch, ...], tuple[str, ...]] = ((), ())  # a phase call that returned no patch
 _NO_WRAP: AbstractAsyncContextManager[Any] = nullcontext()  # when no plugin wraps the awaited work
+_NO_DECISIONS: Mapping[str, Decision] = MappingProxyType({})  # a tool called for the first time
 _INDEXED = (ReplaceMessage, SetWindow)
 UNKNOWN_OUTCOME = (
     "The outcome of this tool call is unknown: the run was interrupted while it ran and "
@@ -181,7 +183,9 @@ class _Run:
         elif kind is Intended:
             call_id = entry.call_id  # type: ignore[attr-defined]
             self.intended.add(call_id)
-            if self.waiting.pop(call_id, None) is None:  # a call resumed after ToolSuspended is the same call
+            if (
+                not self.waiting or self.waiting.pop(call_id, None) is None
+            ):  # called again after ToolSuspended: counted once
                 self.tool_calls += 1
         elif kind is ToolDone:
             self.results[entry.call_id] = entry.result  # type: ignore[attr-defined]
@@ -217,7 +221,8 @@ class _Run:
             self.steps += 1
             self.response, self.calls = None, ()
             self.plans, self.results, self.intended, self.done = {}, {}, set(), set()
-            self.waiting, self.forwarded = {}, {}
+            if self.waiting:
+                self.waiting, self.forwarded = {}, {}
             state = replace_state(state, step=entry.step)
         elif phase == "after_inference":
             response = self.response
@@ -798,7 +803,7 @@ class _Run:
         if call.id in self.intended and waited_for is None and not spec.idempotent:
             self.commit(ToolDone(self.state.step, call.id, ToolResult(UNKNOWN_OUTCOME, True)))
             return
-        decisions = {request_id: self.forwarded[request_id] for request_id in waited_for or ()}
+        decisions = _NO_DECISIONS if waited_for is None else {rid: self.forwarded[rid] for rid in waited_for}
         arguments = self.plans[call.id].arguments
         self.commit(Intended(self.state.step, call.id, arguments))
         await self.flush()
