@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import types
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,30 @@ async def test_plugins_with_identical_source_are_told_apart() -> None:
         outcome = await Agent(model=model, plugins=modules, autoload=False).run("hi")
         assert outcome.error is not None
         assert f"plugin {owner!r} could not serve model {model!r}" in outcome.error.message, outcome.error
+
+
+@pytest.mark.parametrize("through_pluggy", [False, True])
+async def test_two_instances_of_one_plugin_class_are_told_apart_in_blame(through_pluggy: bool) -> None:
+    """They share code objects: the failing one is known by the instance, with or without a wrapper."""
+
+    class Check:
+        def __init__(self, name: str, fail: bool) -> None:
+            self.name, self.fail = name, fail
+
+        @hookimpl
+        def agent_run_start(self) -> None:
+            if self.fail:
+                raise RuntimeError(f"{self.name} refuses")
+
+    class Wrapper:
+        name = "wrapper"
+
+        @hookimpl(wrapper=True)
+        def agent_run_start(self) -> Generator[None, object, object]:
+            return (yield)
+
+    for failing in ("first", "second"):
+        checks = [Check("first", failing == "first"), Check("second", failing == "second")]
+        plugins = [ScriptedModel([text("hi")]), *checks, *([Wrapper()] if through_pluggy else [])]
+        outcome = await Agent(model="scripted", plugins=plugins, autoload=False).run("x")
+        assert outcome.error is not None and outcome.error.plugin == failing, outcome.error

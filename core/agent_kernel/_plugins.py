@@ -11,7 +11,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any
 
 import pluggy
@@ -181,17 +181,38 @@ def impl_owners(pm: pluggy.PluginManager) -> Owners:
     Several instances of one plugin class share code objects; the inner key is
     ``id()`` of the instance a method is bound to (0 for plain functions).
     """
+    return _owners(
+        impl
+        for plugin in pm.get_plugins()
+        for caller in pm.get_hookcallers(plugin) or ()
+        for impl in caller.get_hookimpls()
+        if impl.plugin is plugin
+    )
+
+
+def _owners(impls: Iterable[pluggy.HookImpl]) -> Owners:
     owners: Owners = {}
-    for plugin in pm.get_plugins():
-        name = pm.get_name(plugin) or "?"
-        for caller in pm.get_hookcallers(plugin) or ():
-            for impl in caller.get_hookimpls():
-                if impl.plugin is plugin:
-                    code = getattr(impl.function, "__code__", None)
-                    if code is not None:
-                        bound = getattr(impl.function, "__self__", None)
-                        owners.setdefault(id(code), {})[0 if bound is None else id(bound)] = name
+    for impl in impls:
+        code = getattr(impl.function, "__code__", None)
+        if code is not None:
+            bound = getattr(impl.function, "__self__", None)
+            owners.setdefault(id(code), {})[0 if bound is None else id(bound)] = impl.plugin_name
     return owners
+
+
+def frame_owner(owners: Owners, frame: FrameType) -> str | None:
+    """The plugin whose hook implementation `frame` runs, or None if it runs none.
+
+    Instances of one class are told apart by the method's first argument (its ``self``).
+    """
+    by_instance = owners.get(id(frame.f_code))
+    if by_instance is None:
+        return None
+    if len(by_instance) == 1:
+        return next(iter(by_instance.values()))
+    code = frame.f_code
+    instance = frame.f_locals.get(code.co_varnames[0]) if code.co_argcount else None
+    return by_instance.get(id(instance), "?")
 
 
 class HookFailed(Exception):
@@ -337,13 +358,11 @@ class PhaseHook:
 
 
 def blame_caller(caller: pluggy.HookCaller, exc: BaseException) -> str:
-    """The plugin whose implementation of `caller` appears in `exc`'s traceback."""
-    codes = {id(getattr(i.function, "__code__", None)): i.plugin_name for i in caller.get_hookimpls()}
+    """The plugin whose implementation of `caller` appears last in `exc`'s traceback."""
+    owners = _owners(caller.get_hookimpls())
     tb = exc.__traceback__
     found = "?"
     while tb is not None:
-        name = codes.get(id(tb.tb_frame.f_code))
-        if name is not None:
-            found = name
+        found = frame_owner(owners, tb.tb_frame) or found
         tb = tb.tb_next
     return found

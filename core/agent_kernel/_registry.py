@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from attrs import field, frozen
 
+from ._plugins import frame_owner
 from ._state import ApprovalRequest, Decision, Request, Response, RunState, StateKey, ToolCall, ToolResult, ToolSpec
 from .errors import ConfigurationError
 
@@ -98,12 +99,9 @@ class _Registrar:
     def _caller(self) -> str:
         frame = sys._getframe(2)
         while frame is not None:
-            owners = self._owners.get(id(frame.f_code))
-            if owners is not None:
-                if len(owners) == 1:
-                    return next(iter(owners.values()))
-                instance = frame.f_locals.get("self")
-                return owners.get(id(instance), "?")
+            owner = frame_owner(self._owners, frame)
+            if owner is not None:
+                return owner
             frame = frame.f_back  # type: ignore[assignment]
         return "<direct>"
 
