@@ -687,6 +687,25 @@ async def test_hook_agent_wrap_tool_call(make_agent: MakeAgent) -> None:
     tool_message = outcome.state.messages[2]
     assert tool_message.is_error and "tool took too long" in tool_message.content
 
+    # wrap and error hooks see the call as it runs: with the arguments a plugin rewrote
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    @asynccontextmanager
+    async def watch(call: ToolCall) -> AsyncIterator[None]:
+        seen.append(("wrap", dict(call.arguments)))
+        yield
+        raise TimeoutError("late")
+
+    watcher = make_plugin(
+        "watcher",
+        agent_before_tool_execute=lambda: [patches.RewriteArguments({"a": 10, "b": 20})],
+        agent_wrap_tool_call=lambda call: watch(call),
+        agent_on_tool_error=lambda call: seen.append(("error", dict(call.arguments))),
+    )
+    model = ScriptedModel([tool_call("traced", a=1, b=2), text("30")])
+    await make_agent(model, FakeTools(traced), watcher).run("x")
+    assert seen == [("wrap", {"a": 10, "b": 20}), ("error", {"a": 10, "b": 20})]
+
 
 async def test_hook_agent_after_tool_execute(make_agent: MakeAgent) -> None:
     seen: list[tuple[str, dict[str, Any], str, bool]] = []

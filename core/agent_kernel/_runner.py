@@ -807,9 +807,10 @@ class _Run:
         arguments = self.plans[call.id].arguments
         self.commit(Intended(self.state.step, call.id, arguments))
         await self.flush()
+        ran = self._ran(call)  # wrap and error hooks see the arguments it runs with
         if self.listening:
-            self.emit(ev.ToolCallStarted, self.state.step, self._ran(call))
-        result = await self._attempt_tool(call, spec, function, arguments, decisions)
+            self.emit(ev.ToolCallStarted, self.state.step, ran)
+        result = await self._attempt_tool(ran, spec, function, arguments, decisions)
         if isinstance(result, ToolSuspended):
             self._suspend_call(call, result)
         else:
