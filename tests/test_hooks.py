@@ -43,6 +43,7 @@ from agent_kernel.errors import (
     AgentError,
     ConfigurationError,
     InferenceError,
+    JournalCorrupt,
     PluginLoadError,
     StaleAttempt,
     ToolInputError,
@@ -307,6 +308,11 @@ async def test_hook_agent_configure_converter(make_agent: MakeAgent) -> None:
     without = make_agent(ScriptedModel(add_script()), FakeTools(add), budget_plugin(False))
     failed = await without.run("go", run_id="budget-run-2")
     assert failed.reason == "error", "without the converter hooks the value cannot be journaled"
+
+    # the plugin that owns a journaled key was removed: resuming says so, by the key's name
+    uses_journal = make_plugin("journal-only", agent_register_runtime=lambda runtime: runtime.set_journal(journal))
+    with pytest.raises(JournalCorrupt, match=r"state key 'budget\.left', which no loaded plugin declares"):
+        await make_agent(ScriptedModel(add_script()), FakeTools(add), uses_journal).resume("budget-run")
 
 
 # ===================================================================================== run

@@ -121,4 +121,18 @@ class JsonCodec:
         except JournalCorrupt:
             raise
         except Exception as exc:
+            own = _own_error(exc)  # e.g. an undeclared state key, inside cattrs' error group
+            if own is not None:
+                raise own from exc
             raise JournalCorrupt(f"journal entry {data.get('type')!r} does not load: {exc}") from exc
+
+
+def _own_error(exc: BaseException) -> JournalCorrupt | None:
+    """The first `JournalCorrupt` raised by one of our hooks inside cattrs' nested error groups."""
+    if isinstance(exc, JournalCorrupt):
+        return exc
+    for inner in exc.exceptions if isinstance(exc, BaseExceptionGroup) else ():
+        found = _own_error(inner)
+        if found is not None:
+            return found
+    return None
