@@ -30,6 +30,7 @@ from agent_kernel.testing import (
     check_phase_grammar,
     check_tool_strategy,
     install_distribution,
+    run_scripted,
     text,
     tool_call,
 )
@@ -404,6 +405,31 @@ async def test_make_agent_is_isolated(make_agent: MakeAgent, tmp_path: Any, monk
     assert (await a.run("x")).reason == "completed"
     with pytest.raises(TypeError, match="autoload"):
         make_agent(autoload=True)
+
+
+async def test_run_scripted_returns_the_outcome_the_model_and_the_steps() -> None:
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    class Tagger:
+        name = "tagger"
+
+        @hookimpl
+        def agent_step_start(self, ctx: Any) -> list[patches.Patch]:
+            return [patches.InjectContext(f"step {ctx.step}")]
+
+    tagger = Tagger()
+    r = await run_scripted(
+        [tool_call("add", a=1, b=2), text("3")], FakeTools(add), tagger, input="add", settings={"t": 0}
+    )
+    assert (r.outcome.reason, r.outcome.output) == ("completed", "3")
+    assert [m.content for m in r.messages] == ["add", "", "3", "3"]
+    assert [req.settings["t"] for req in r.model.requests] == [0, 0], "agent keyword arguments reach the agent"
+    assert [req.messages[0].content for req in r.model.requests] == ["step 1", "step 2"], "the plugins ran"
+    assert r.recorder.steps() == [
+        ["step_start", "before_inference", "after_inference", "before_tool_execute", "after_tool_execute", "step_end"],
+        ["step_start", "before_inference", "after_inference", "step_end"],
+    ]
 
 
 async def test_temp_plugin_and_recorder(make_agent: MakeAgent, temp_plugin: TempPlugins, recorder: RunRecorder) -> None:

@@ -1,12 +1,17 @@
-"""`RunRecorder`: a plugin that records the phase hooks called, in order."""
+"""`RunRecorder`, a plugin that records the phase hooks called, in order; `run_scripted`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from .._state import ToolCall
+from attrs import frozen
+
+from .._agent import Agent
+from .._outcome import Outcome
+from .._state import Message, ToolCall
 from ..hookspecs import Context, hookimpl
+from ._scripted import ScriptedModel, Turn
 
 
 class RunRecorder:
@@ -33,6 +38,16 @@ class RunRecorder:
     def clear(self) -> None:
         self.phases.clear()
         self.calls.clear()
+
+    def steps(self) -> list[list[str]]:
+        """The recorded phases of each step (RunStart and RunEnd left out)."""
+        out: list[list[str]] = []
+        for phase in self.phases:
+            if phase == "step_start":
+                out.append([])
+            if out and phase not in ("run_start", "run_end"):
+                out[-1].append(phase)
+        return out
 
     @hookimpl(tryfirst=True)
     def agent_run_start(self, ctx: Context) -> None:
@@ -65,3 +80,31 @@ class RunRecorder:
     @hookimpl(tryfirst=True)
     def agent_run_end(self, ctx: Context, outcome: Any) -> None:
         self._record(ctx)
+
+
+@frozen
+class ScriptedRun:
+    """What `run_scripted` returns: the outcome, the model (its `requests`) and the recorder."""
+
+    outcome: Outcome
+    model: ScriptedModel
+    recorder: RunRecorder
+
+    @property
+    def messages(self) -> list[Message]:
+        """The run's conversation."""
+        return list(self.outcome.state.messages)
+
+
+async def run_scripted(turns: Sequence[Turn], *plugins: object, input: str = "go", **agent_kwargs: Any) -> ScriptedRun:
+    """Run a fresh agent on `input`: a `ScriptedModel` of `turns`, `plugins` and a `RunRecorder`, no autoload.
+
+    Usage::
+
+        r = await run_scripted([tool_call("add", a=1, b=2), text("3")], FakeTools(add), MyPlugin())
+        assert r.outcome.reason == "completed" and len(r.recorder.steps()) == 2
+    """
+    model = ScriptedModel(turns)
+    recorder = RunRecorder()
+    agent = Agent(model="scripted", plugins=[model, *plugins, recorder], autoload=False, **agent_kwargs)
+    return ScriptedRun(await agent.run(input), model, recorder)

@@ -9,12 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent_kernel import RunState
-from agent_kernel.testing import check_phase_grammar, text
+from agent_kernel.testing import check_phase_grammar, run_scripted, text
 from agent_kernel.testing.grammar import check_transcript, exercise, run_sync
 from agent_kernel.testing.strategies import faults, plugin_behaviours, scripts
 from agent_plugin_guardrails import Block, Guardrails, Pass, Retry, Rewrite
-
-from .conftest import run
 
 
 @settings(max_examples=150)
@@ -28,7 +26,7 @@ async def test_output_retries_never_exceed_the_bound(verdicts: list[str], bound:
         return Pass() if kind == "pass" else Retry(f"again {answer}") if kind == "retry" else Block("no")
 
     g = Guardrails(output=[check], max_output_retries=bound, redact=False)
-    r = await run([text(f"answer {i}") for i in range(len(verdicts))], g)
+    r = await run_scripted([text(f"answer {i}") for i in range(len(verdicts))], g)
 
     used, expected, answers = 0, "", 0
     for kind in verdicts:
@@ -67,7 +65,7 @@ async def test_input_chains_apply_rewrites_in_order_until_a_block(chain: list[st
         return processor
 
     g = Guardrails(input=[(f"p{i}", make(step)) for i, step in enumerate(chain)], redact=False)
-    r = await run([text("ok")], g, input="in")
+    r = await run_scripted([text("ok")], g, input="in")
     expected, blocked = "in", False
     for step in chain:
         if step == "block":

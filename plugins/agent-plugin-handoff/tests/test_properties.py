@@ -15,8 +15,7 @@ from agent_kernel import Agent, Deltas, Message, ModelRegistrar, Outcome, Reques
 from agent_kernel.errors import InferenceError
 from agent_kernel.journal import Committed, MemoryJournal, ToolDone
 from agent_kernel.patches import SetData
-from agent_kernel.testing import text, tool_call
-from agent_kernel.testing.crash import UseJournal
+from agent_kernel.testing import UseJournal, text, tool_call
 from agent_kernel.testing.grammar import check_plugin_phase_grammar
 from agent_plugin_handoff import DEPTH, TRANSFER_TOOL, Handoff, Peer, SubAgent
 from agent_plugin_tools import Toolbox

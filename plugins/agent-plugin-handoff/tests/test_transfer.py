@@ -10,8 +10,7 @@ from handoff_testkit import RunsRecorder, add, scripted, shout, tool_messages
 from agent_kernel import Agent, Deltas, Message, ModelRegistrar, Request, Response, hookimpl
 from agent_kernel.errors import InferenceError
 from agent_kernel.journal import MemoryJournal
-from agent_kernel.testing import text, tool_call
-from agent_kernel.testing.crash import UseJournal
+from agent_kernel.testing import UseJournal, text, tool_call
 from agent_plugin_handoff import ACTIVE, TRANSFER_TOOL, Handoff, Peer
 from agent_plugin_tools import Toolbox
 

@@ -6,10 +6,8 @@ import json
 
 import pytest
 
-from agent_kernel.testing import text, tool_call
+from agent_kernel.testing import run_scripted, text, tool_call
 from agent_plugin_output import TypedOutput, UnsupportedSchema
-
-from .conftest import run
 
 VERDICT = {
     "type": "object",
@@ -27,7 +25,7 @@ VERDICT = {
 async def test_a_dict_schema_is_validated_and_the_value_is_the_json() -> None:
     output = TypedOutput(VERDICT)
     good = {"verdict": "true", "confidence": 0.9, "sources": ["a"]}
-    r = await run(
+    r = await run_scripted(
         [tool_call("final_result", verdict="maybe", confidence=2, sources=[]), tool_call("final_result", **good)],
         output,
     )
@@ -45,7 +43,9 @@ async def test_a_non_object_schema_is_wrapped_for_the_model_and_unwrapped_for_th
     output = TypedOutput({"type": "array", "items": {"type": "integer"}, "$defs": {"n": {"type": "integer"}}})
     assert output.parameters["properties"]["result"] == {"type": "array", "items": {"type": "integer"}}
     assert output.parameters["required"] == ["result"] and "$defs" in output.parameters
-    r = await run([tool_call("final_result", result=[1, "2"]), tool_call("final_result", result=[1, 2])], output)
+    r = await run_scripted(
+        [tool_call("final_result", result=[1, "2"]), tool_call("final_result", result=[1, 2])], output
+    )
     assert "result[1]: expected an integer" in next(m for m in r.messages if m.role == "tool").content
     assert output.value(r.outcome) == [1, 2]
     assert r.outcome.output == "[1, 2]"
@@ -53,10 +53,10 @@ async def test_a_non_object_schema_is_wrapped_for_the_model_and_unwrapped_for_th
 
 async def test_native_mode_with_a_wrapped_schema_takes_the_value_bare_or_wrapped() -> None:
     output = TypedOutput({"type": "string", "maxLength": 5}, mode="native")
-    r = await run([text('"too long"'), text('"short"')], output)
+    r = await run_scripted([text('"too long"'), text('"short"')], output)
     assert output.value(r.outcome) == "short"
     assert "result: must be at most 5 characters long, got 8" in r.messages[2].content
-    wrapped = await run([text('{"result": "short"}')], output)
+    wrapped = await run_scripted([text('{"result": "short"}')], output)
     assert output.value(wrapped.outcome) == "short"
 
 
@@ -68,7 +68,7 @@ async def test_refs_to_defs_are_followed() -> None:
         "$defs": {"place": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}},
     }
     output = TypedOutput(schema)
-    r = await run([tool_call("final_result", home={}), tool_call("final_result", home={"x": 1})], output)
+    r = await run_scripted([tool_call("final_result", home={}), tool_call("final_result", home={"x": 1})], output)
     assert "home.x: required but missing" in next(m for m in r.messages if m.role == "tool").content
     assert output.value(r.outcome) == {"home": {"x": 1}}
 
@@ -82,7 +82,7 @@ def test_a_ref_that_does_not_resolve_fails_at_construction() -> None:
 
 async def test_a_null_value_is_a_value() -> None:
     output = TypedOutput({"type": ["integer", "null"]})
-    r = await run([tool_call("final_result", result=None), tool_call("final_result", result=5)], output)
+    r = await run_scripted([tool_call("final_result", result=None), tool_call("final_result", result=5)], output)
     assert r.outcome.reason == "completed" and len(r.model.requests) == 1
     assert output.value(r.outcome) is None and r.outcome.state.get(output.CALL) == "1:call_1_1"
     assert r.outcome.output == "null"

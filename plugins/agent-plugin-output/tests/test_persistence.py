@@ -9,10 +9,10 @@ import attrs
 from agent_kernel import Agent
 from agent_kernel.journal import Committed
 from agent_kernel.patches import SetData
-from agent_kernel.testing import CodecJournal, ScriptedModel, fault, text, tool_call
+from agent_kernel.testing import CodecJournal, ScriptedModel, UseJournal, fault, text, tool_call
 from agent_plugin_output import TypedOutput
 
-from .conftest import City, UseJournal
+from .conftest import City
 
 PARIS = {"name": "Paris", "population": 2_100_000, "country": "France"}
 

@@ -8,12 +8,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent_kernel.testing import FakeTools, check_phase_grammar, text, tool_call
+from agent_kernel.testing import FakeTools, check_phase_grammar, run_scripted, text, tool_call
 from agent_kernel.testing.grammar import check_plugin_phase_grammar
 from agent_kernel.testing.strategies import scripts
 from agent_plugin_output import TypedOutput
 
-from .conftest import City, run
+from .conftest import City
 
 KINDS = ("valid_call", "invalid_call", "valid_text", "invalid_text", "other_tool")
 
@@ -54,7 +54,7 @@ async def test_attempts_never_exceed_the_bound(kinds: list[str], max_retries: in
     def note(text: str) -> str:
         return "noted"
 
-    r = await run([turn(k) for k in kinds], FakeTools(note), output)
+    r = await run_scripted([turn(k) for k in kinds], FakeTools(note), output)
 
     requests, failures, expected = 0, 0, None
     for kind in kinds:

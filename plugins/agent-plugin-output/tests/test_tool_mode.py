@@ -8,10 +8,10 @@ import pytest
 
 from agent_kernel import Context, StopInfo, ToolCall, ToolResult, hookimpl
 from agent_kernel.patches import Stop
-from agent_kernel.testing import FakeTools, check_phase_grammar, text, tool_call
+from agent_kernel.testing import FakeTools, check_phase_grammar, run_scripted, text, tool_call
 from agent_plugin_output import ACCEPTED, ALREADY, TypedOutput, UnsupportedSchema, output_of
 
-from .conftest import City, run, steps
+from .conftest import City
 
 PARIS = {"name": "Paris", "population": 2_100_000}
 
@@ -25,7 +25,7 @@ def answered(messages: list) -> bool:  # type: ignore[type-arg]
 
 async def test_a_valid_call_completes_the_run_with_the_typed_value() -> None:
     output = TypedOutput(City)
-    r = await run([tool_call("final_result", **PARIS)], output)
+    r = await run_scripted([tool_call("final_result", **PARIS)], output)
     outcome = r.outcome
     assert outcome.reason == "completed"
     assert output.value(outcome) == City("Paris", 2_100_000)
@@ -52,7 +52,7 @@ async def test_a_valid_call_completes_the_run_with_the_typed_value() -> None:
 
 async def test_the_tool_is_offered_with_the_schema_as_parameters() -> None:
     output = TypedOutput(City)
-    r = await run([tool_call("final_result", **PARIS)], output)
+    r = await run_scripted([tool_call("final_result", **PARIS)], output)
     [spec] = [t for t in r.model.requests[0].tools if t.name == "final_result"]
     assert dict(spec.parameters) == output.parameters
     assert spec.parameters["required"] == ["name", "population"]
@@ -63,7 +63,7 @@ async def test_the_tool_is_offered_with_the_schema_as_parameters() -> None:
 
 async def test_an_invalid_call_gets_every_problem_and_the_model_retries() -> None:
     output = TypedOutput(City)
-    r = await run(
+    r = await run_scripted(
         [tool_call("final_result", name=3, population="many", mayor="x"), tool_call("final_result", **PARIS)], output
     )
     assert r.outcome.reason == "completed" and output.value(r.outcome) == City("Paris", 2_100_000)
@@ -78,7 +78,9 @@ async def test_an_invalid_call_gets_every_problem_and_the_model_retries() -> Non
 
 async def test_attrs_validators_run_and_their_message_reaches_the_model() -> None:
     output = TypedOutput(City)
-    r = await run([tool_call("final_result", name="Paris", population=-5), tool_call("final_result", **PARIS)], output)
+    r = await run_scripted(
+        [tool_call("final_result", name="Paris", population=-5), tool_call("final_result", **PARIS)], output
+    )
     error = next(m for m in r.messages if m.role == "tool")
     assert error.is_error and "'population' must be > 0: -5" in error.content
     assert output.value(r.outcome) == City("Paris", 2_100_000)
@@ -88,7 +90,7 @@ async def test_attrs_validators_run_and_their_message_reaches_the_model() -> Non
 async def test_retries_are_bounded_then_the_run_stops_with_output_invalid(max_retries: int) -> None:
     output = TypedOutput(City, max_retries=max_retries)
     bad = tool_call("final_result", name="Paris")
-    r = await run([bad] * (max_retries + 5), output)
+    r = await run_scripted([bad] * (max_retries + 5), output)
     outcome = r.outcome
     assert outcome.reason == "stopped"
     assert outcome.stop is not None and outcome.stop.code == "output.invalid"
@@ -101,7 +103,7 @@ async def test_retries_are_bounded_then_the_run_stops_with_output_invalid(max_re
 
 async def test_a_text_answer_is_refused_and_the_model_is_told_to_call_the_tool() -> None:
     output = TypedOutput(City)
-    r = await run([text("Paris, 2.1 million people"), tool_call("final_result", **PARIS)], output)
+    r = await run_scripted([text("Paris, 2.1 million people"), tool_call("final_result", **PARIS)], output)
     assert r.outcome.reason == "completed"
     feedback = r.messages[2]
     assert feedback.role == "user" and "calling the final_result tool" in feedback.content
@@ -110,7 +112,7 @@ async def test_a_text_answer_is_refused_and_the_model_is_told_to_call_the_tool()
 
 async def test_text_answers_forever_stop_after_the_bound_without_more_feedback() -> None:
     output = TypedOutput(City, max_retries=1)
-    r = await run([text("Paris")] * 5, output)
+    r = await run_scripted([text("Paris")] * 5, output)
     assert (r.outcome.reason, r.outcome.stop and r.outcome.stop.code) == ("stopped", "output.invalid")
     assert len(r.model.requests) == 2
     assert r.messages[-1].role == "assistant"  # no feedback after the failure that stops the run
@@ -123,7 +125,7 @@ async def test_other_tool_calls_of_the_response_still_run() -> None:
 
     tools = FakeTools(note)
     output = TypedOutput(City)
-    r = await run([[tool_call("note", text="a"), tool_call("final_result", **PARIS)]], tools, output)
+    r = await run_scripted([[tool_call("note", text="a"), tool_call("final_result", **PARIS)]], tools, output)
     assert r.outcome.reason == "completed"
     assert [i.name for i in tools.invocations] == ["note"]
     assert [m.content for m in r.messages if m.role == "tool"] == ["noted a", ACCEPTED]
@@ -135,13 +137,13 @@ async def test_ordinary_tool_steps_are_not_attempts() -> None:
         return "ok"
 
     output = TypedOutput(City, max_retries=0)
-    r = await run(
+    r = await run_scripted(
         [tool_call("note", text="a"), tool_call("note", text="b"), tool_call("final_result", **PARIS)],
         FakeTools(note),
         output,
     )
     assert r.outcome.reason == "completed" and r.outcome.state.get(output.RETRIES) == 0
-    assert len(steps(r.recorder.phases)) == 3
+    assert len(r.recorder.steps()) == 3
 
 
 @pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
@@ -152,7 +154,7 @@ async def test_the_first_valid_call_wins_and_the_others_are_ignored(strategy: st
         tool_call("final_result", name="Paris", population=1),
         tool_call("final_result", name="Rome", population=2),
     ]
-    r = await run([turn], FakeTools(strategy=strategy), output)
+    r = await run_scripted([turn], FakeTools(strategy=strategy), output)
     assert output.value(r.outcome) == City("Paris", 1)
     assert [m.content for m in r.messages if m.role == "tool"] == [ALREADY, ACCEPTED, ALREADY]
     assert r.outcome.state.get(output.RETRIES) == 0
@@ -162,7 +164,7 @@ async def test_the_first_valid_call_wins_and_the_others_are_ignored(strategy: st
 async def test_a_response_whose_calls_all_fail_is_one_failed_attempt(strategy: str) -> None:
     output = TypedOutput(City, max_retries=1)
     turn = [tool_call("final_result", name="A"), tool_call("final_result", name="B")]
-    r = await run([turn, tool_call("final_result", **PARIS)], FakeTools(strategy=strategy), output)
+    r = await run_scripted([turn, tool_call("final_result", **PARIS)], FakeTools(strategy=strategy), output)
     assert r.outcome.reason == "completed"
     assert r.outcome.state.get(output.RETRIES) == 1
     errors = [m for m in r.messages if m.role == "tool" and m.is_error]
@@ -179,7 +181,7 @@ class StopAfterTools:
 
 async def test_a_run_stopped_by_another_plugin_keeps_the_value() -> None:
     output = TypedOutput(City)
-    r = await run([tool_call("final_result", **PARIS)], output, StopAfterTools())
+    r = await run_scripted([tool_call("final_result", **PARIS)], output, StopAfterTools())
     assert r.outcome.reason == "stopped" and r.outcome.stop is not None and r.outcome.stop.code == "other.stop"
     assert output.value(r.outcome) == City("Paris", 2_100_000)
     assert r.messages[-1].role == "tool"  # no JSON answer was appended: the run did not finish
@@ -187,19 +189,19 @@ async def test_a_run_stopped_by_another_plugin_keeps_the_value() -> None:
 
 async def test_value_helpers() -> None:
     output = TypedOutput(City, name="city")
-    r = await run([tool_call("final_result", **PARIS)], output)
+    r = await run_scripted([tool_call("final_result", **PARIS)], output)
     assert output.value(r.outcome) == output.value(r.outcome.state) == City("Paris", 2_100_000)
     assert output_of(r.outcome, "city") is output.value(r.outcome)
     assert output_of(r.outcome) is None  # no TypedOutput named "output"
     assert output.state_keys[0].name == "city.value"
-    nothing = await run([text("no")], TypedOutput(City, name="city", max_retries=0))
+    nothing = await run_scripted([text("no")], TypedOutput(City, name="city", max_retries=0))
     assert nothing.outcome.stop is not None and nothing.outcome.stop.code == "city.invalid"
     assert output.value(nothing.outcome) is None
 
 
 async def test_a_custom_tool_name_and_description() -> None:
     output = TypedOutput(City, tool_name="answer", description="Answer with a city.")
-    r = await run([tool_call("answer", **PARIS)], output)
+    r = await run_scripted([tool_call("answer", **PARIS)], output)
     [spec] = r.model.requests[0].tools
     assert (spec.name, spec.description) == ("answer", "Answer with a city.")
     assert output.value(r.outcome) == City("Paris", 2_100_000)
