@@ -475,8 +475,11 @@ def _structure(merged: dict[str, Any], origins: dict[KeyPath, str], files: tuple
     return Config(agent, plugins, files, origins)
 
 
-def import_object(spec: str, where: str) -> object:
-    """Import ``module:attribute`` (or a module); a class is instantiated without arguments."""
+def import_object(spec: str, where: str, *, instantiate: bool = True) -> object:
+    """Import ``module:attribute`` (or a module); a class is instantiated without arguments.
+
+    With ``instantiate=False`` a class is returned as it is (a factory, for instance).
+    """
     module_name, _, attribute = spec.partition(":")
     try:
         obj: Any = importlib.import_module(module_name)
@@ -484,7 +487,7 @@ def import_object(spec: str, where: str) -> object:
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"{where}: cannot import {spec!r} ({exc})") from exc
-    if isinstance(obj, type):
+    if instantiate and isinstance(obj, type):
         try:
             return obj()
         except Exception as exc:

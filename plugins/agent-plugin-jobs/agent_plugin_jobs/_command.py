@@ -6,7 +6,6 @@ Exit codes: 0 done, 1 an error (unknown job, illegal transition, unusable file).
 from __future__ import annotations
 
 import argparse
-import importlib
 import io
 import json
 import os
@@ -20,6 +19,7 @@ from typing import Any
 import anyio
 
 from agent_kernel import Agent, Approve, Deny
+from agent_kernel.config import import_object
 from agent_kernel.errors import AgentError
 
 from ._model import STATUSES, Change, Job
@@ -229,7 +229,7 @@ def _factory(args: argparse.Namespace) -> AgentFactory:
     if args.factory:
         if args.journal or args.plugin:
             raise ValueError("--factory builds the whole agent: do not combine it with --journal or --plugin")
-        factory = _import(args.factory)
+        factory = import_object(args.factory, "--factory", instantiate=False)
         if not callable(factory):
             raise ValueError(f"--factory {args.factory!r} is not callable")
         return factory  # type: ignore[no-any-return]
@@ -240,28 +240,13 @@ def _factory(args: argparse.Namespace) -> AgentFactory:
     journal = SqliteJournal(args.journal)  # shared: every agent here has the same plugins
     specs = list(args.plugin)
     for spec in specs:
-        _import(spec)  # fail now, not in the first job
+        import_object(spec, f"--plugin {spec}")  # fail now, not in the first job
 
     def make(job: Job) -> Agent:
-        plugins = [journal, *(_instantiate(_import(spec)) for spec in specs)]
+        plugins = [journal, *(import_object(spec, f"--plugin {spec}") for spec in specs)]  # fresh instances
         return Agent(model=job.model or args.model or None, plugins=plugins)
 
     return make
-
-
-def _import(spec: str) -> Any:
-    module_name, _, attribute = spec.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in filter(None, attribute.split(".")):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"{spec!r}: cannot import it ({exc})") from exc
-    return obj
-
-
-def _instantiate(obj: Any) -> Any:
-    return obj() if isinstance(obj, type) else obj
 
 
 # ---------------------------------------------------------------------------------- output

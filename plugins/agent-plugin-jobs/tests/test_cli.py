@@ -105,7 +105,7 @@ def test_errors_name_what_was_wrong(tmp_path):
         (("add", "y", "--id", "a"), "job id 'a' or run id 'job-a' is already used by job 'a'"),
         (("work", "--drain"), "work needs --journal PATH"),
         (("work", "--factory", "jobs_testkit:cli_factory", "--journal", "x.db"), "do not combine it"),
-        (("work", "--factory", "no_such_module:f"), "'no_such_module:f': cannot import it"),
+        (("work", "--factory", "no_such_module:f"), "--factory: cannot import 'no_such_module:f'"),
         (("work", "--factory", "jobs_testkit:HERE"), "is not callable"),
     ]
     for args, message in cases:
