@@ -183,9 +183,7 @@ class _Run:
         elif kind is Intended:
             call_id = entry.call_id  # type: ignore[attr-defined]
             self.intended.add(call_id)
-            if (
-                not self.waiting or self.waiting.pop(call_id, None) is None
-            ):  # called again after ToolSuspended: counted once
+            if self.waiting.pop(call_id, None) is None:  # a call made again after ToolSuspended counts once
                 self.tool_calls += 1
         elif kind is ToolDone:
             self.results[entry.call_id] = entry.result  # type: ignore[attr-defined]
