@@ -294,7 +294,8 @@ class Worker:
         """Claim queued jobs while there is room; sleep until woken or `poll` passes."""
         while not self._stopping:
             while len(self._running) < self._concurrency and not self._stopping:
-                claimed = await self._queue._call(lambda s: s.claim(self.id, self._lease))
+                claim = partial(JobStore.claim, owner=self.id, lease=self._lease, busy=tuple(self._running))
+                claimed = await self._queue._call(claim)
                 if claimed is None:
                     break
                 job, decisions = claimed

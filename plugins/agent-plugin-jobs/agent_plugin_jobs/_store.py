@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._model import (
@@ -345,8 +345,12 @@ class JobStore:
 
     # ------------------------------------------------------------------ worker side
 
-    def claim(self, owner: str, lease: float) -> tuple[Job, StoredDecisions] | None:
-        """Take the oldest queued job for `owner` (after reaping expired leases), or None."""
+    def claim(self, owner: str, lease: float, *, busy: Collection[str] = ()) -> tuple[Job, StoredDecisions] | None:
+        """Take the oldest queued job for `owner` (after reaping expired leases), or None.
+
+        Jobs in `busy` are skipped: `owner` still has a task on them (one that lost its
+        lease while stalled and has not noticed yet), so another worker must take them.
+        """
 
         def body(conn: sqlite3.Connection) -> tuple[Job, StoredDecisions] | None:
             now = time.time()
@@ -355,8 +359,11 @@ class JobStore:
             ).fetchall()
             for row in expired:
                 self._reap(conn, _job(row))
+            skip = ",".join("?" * len(busy))
             row = conn.execute(
-                f"SELECT {_COLUMNS}, decisions FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1"
+                f"SELECT {_COLUMNS}, decisions FROM jobs WHERE status = 'queued' AND id NOT IN ({skip})"
+                " ORDER BY seq LIMIT 1",
+                tuple(busy),
             ).fetchone()
             if row is None:
                 return None

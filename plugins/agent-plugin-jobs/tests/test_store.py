@@ -136,3 +136,16 @@ def test_an_expired_lease_applies_the_pending_request(db):
     assert paused.status == "paused" and paused.owner is None
     assert "worker dead stopped renewing its lease" in store.history(job.id)[-1].detail
     store.close()
+
+
+def test_a_worker_does_not_take_back_a_job_it_still_has_a_task_on(db):
+    """A stalled worker's lease ran out and the job was queued again; until that worker's
+    old task ends, the job goes to another worker, never back to the same one twice."""
+    store = JobStore(db)
+    job = store.add("x")
+    store.claim("w1", -1.0)
+    assert store.claim("w1", 30.0, busy=[job.id]) is None  # reaped, but w1 still runs it
+    assert store.get(job.id).status == "queued"
+    taken = store.claim("w2", 30.0)
+    assert taken is not None and taken[0].id == job.id and taken[0].owner == "w2"
+    store.close()

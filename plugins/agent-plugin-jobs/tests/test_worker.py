@@ -247,7 +247,8 @@ def test_a_stalled_worker_loses_its_job_and_cannot_commit_after_the_takeover(bac
             thread.start()
             try:
                 await anyio.to_thread.run_sync(stall.entered.wait, 30)
-                async with qb.worker(factory_b, lease=0.6, poll=0.05) as b:
+                # B's lease is long: on a loaded machine B must not lose the job in turn
+                async with qb.worker(factory_b, lease=30, poll=0.05) as b:
                     ids["b"] = b.id
                     done = await qb.wait(job_id)
                     assert done.status == "completed" and done.owner is None
