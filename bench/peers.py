@@ -144,7 +144,7 @@ def kernel_case(k: int, loop: str = "asyncio") -> Case:
 
     counter = Counter()
     model = ScriptedModel([tool_call("add", a=2, b=3)] * k + [text(ANSWER)])
-    agent = Agent(model="scripted", plugins=[model, Toolbox([make_add(counter)])], autoload=False)
+    agent = Agent(model="scripted", plugins=[model, Toolbox([make_add(counter)])], autoload=False, max_steps=None)
 
     async def run() -> str:
         outcome = await agent.run(PROMPT)

@@ -146,7 +146,7 @@ class _FloorRequest:
 
 def kernel_agent(steps: int) -> Agent:
     plugins = [BenchModel(steps), AddTool(), *(noop_plugin(i) for i in range(8))]
-    return Agent(model="bench", plugins=plugins, autoload=False)
+    return Agent(model="bench", plugins=plugins, autoload=False, max_steps=None)
 
 
 def measure_steps(k: int, repeat: int) -> tuple[float, float]:

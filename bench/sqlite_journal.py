@@ -46,9 +46,9 @@ class Counting(MemoryJournal):
         super().__init__()
         self.appends = 0
 
-    async def append(self, run_id: str, attempt: int, entries: Sequence[Any]) -> None:
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Any], *, at: int) -> None:
         self.appends += 1
-        await super().append(run_id, attempt, entries)
+        await super().append(run_id, attempt, entries, at=at)
 
 
 class Machinery:
@@ -76,7 +76,7 @@ def make_agent(journal: Any, steps: int) -> Agent:
     plugins: list[Any] = [ScriptedModel(turns), Machinery(journal)]
     if isinstance(journal, SqliteJournal):
         plugins.append(journal)
-    return Agent(model="scripted", plugins=plugins, autoload=False)
+    return Agent(model="scripted", plugins=plugins, autoload=False, max_steps=None)
 
 
 _ids = itertools.count()

@@ -44,6 +44,10 @@ _INSTALL_HINT = {
     "scripted": "agent-kernel's testing kit (add agent_kernel.testing.ScriptedModel([...]) to plugins)",
 }
 
+#: The most steps a run takes unless ``Agent(max_steps=...)`` says otherwise (None: no limit).
+#: A small model that calls tools in a loop otherwise runs until it is killed.
+DEFAULT_MAX_STEPS = 50
+
 
 @final
 class Agent:
@@ -57,10 +61,14 @@ class Agent:
         block: plugin names to skip.
         instructions: a system message put at the start of every new run.
         settings: provider settings sent with every request (temperature, max_tokens...).
+        max_steps: the most steps a run takes (default `DEFAULT_MAX_STEPS`, 50); at the
+            end of that step, if the run would go on, it stops with outcome ``stopped``
+            and stop code ``limit.steps``. None (or 0) removes the limit.
 
     Raises:
         PluginLoadError: a plugin could not be loaded (see the message).
         ConfigurationError: two plugins registered the same model, tool, strategy or journal.
+        ValueError: `max_steps` is not a positive int, 0 or None.
     """
 
     def __init__(
@@ -72,7 +80,11 @@ class Agent:
         block: Iterable[str] = (),
         instructions: str | None = None,
         settings: Mapping[str, Any] | None = None,
+        max_steps: int | None = DEFAULT_MAX_STEPS,
     ) -> None:
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
+            raise ValueError(f"max_steps must be a positive int, or None (or 0) for no limit; got {max_steps!r}")
+        self.max_steps = max_steps or None
         self.model = model
         self.instructions = instructions
         self.settings = freeze_mapping(settings or {})
@@ -305,12 +317,31 @@ class Agent:
                     found = (executor, registered.plugin)
                     break
         if found is None:
-            family = model.split(":", 1)[0]
-            hint = _INSTALL_HINT.get(family, f"a plugin that registers {family!r} models")
-            known = ", ".join(sorted([*self._models.exact, *(p + "*" for p in self._models.prefixes)])) or "none"
-            raise MissingComponent(f"no LLM executor for model {model!r} (registered: {known}); install {hint}")
+            raise MissingComponent(self.unknown_model(model) or f"no LLM executor for model {model!r}")
         self._executors[model] = found
         return found
+
+    def unknown_model(self, model: str) -> str | None:
+        """Why no loaded plugin serves `model`, with the fix; None when one does.
+
+        Only the model string is checked: nothing is created or contacted.
+
+        .. versionadded:: 0.1
+        """
+        if model in self._models.exact or any(model.startswith(p) for p in self._models.prefixes):
+            return None
+        known = ", ".join(sorted([*self._models.exact, *(p + "*" for p in self._models.prefixes)])) or "none"
+        problem = f"no LLM executor for model {model!r} (registered: {known})"
+        if f"{model}:" in self._models.prefixes:
+            return f"{problem}; {model!r} names a provider, not a model: write {model}:<model name>"
+        if ":" not in model:
+            prefixes = [p for p in self._models.prefixes if p.endswith(":")]
+            if prefixes:
+                guesses = " or ".join(f"{p}{model}" for p in sorted(prefixes))
+                return f"{problem}; a model string names its provider: did you mean {guesses}?"
+        family = model.split(":", 1)[0]
+        hint = _INSTALL_HINT.get(family, f"a plugin that registers {family!r} models")
+        return f"{problem}; install {hint}"
 
     def _visible_tools(self, state: RunState) -> tuple[ToolSpec, ...]:
         key = (state.excluded_tools, state.only_tools)

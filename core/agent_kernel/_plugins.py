@@ -65,6 +65,17 @@ def plugin_name(plugin: object) -> str:
     return type(plugin).__name__ if not isinstance(plugin, type) else plugin.__name__
 
 
+def _origin(obj: object, dist: str | None) -> str:
+    """``"module agent_plugin_sqlite.plugin from agent-plugin-sqlite"``: what a plugin is and where it came from."""
+    if isinstance(obj, ModuleType):
+        what = f"module {obj.__name__}"
+    elif isinstance(obj, type):
+        what = f"class {obj.__module__}.{obj.__qualname__}"
+    else:
+        what = f"{type(obj).__module__}.{type(obj).__qualname__} object"
+    return f"{what} from {dist}" if dist else f"{what} given in code"
+
+
 def _truthy(value: str | None) -> bool:
     return value is not None and value.strip().lower() not in ("", "0", "false", "no")
 
@@ -98,9 +109,9 @@ def load_plugins(
             pm.unregister(name=name)
             del sources[name]
         if name in sources or pm.get_plugin(name) is not None:
-            other = sources.get(name, (None, None))[0] or "code"
+            other = _origin(pm.get_plugin(name), sources.get(name, (None, None))[0])
             raise PluginLoadError(
-                f"two plugins are named {name!r} (from {other} and {dist or 'code'}); "
+                f"two plugins are named {name!r} ({other} and {_origin(obj, dist)}); "
                 "give one a different name or block one"
             )
         sources[name] = (dist, version)

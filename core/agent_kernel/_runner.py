@@ -63,7 +63,7 @@ from .journal import (
     ToolDone,
     Waiting,
 )
-from .patches import Patch, ReplaceMessage, SetWindow, Suspend
+from .patches import Patch, ReplaceMessage, SetWindow, Stop, Suspend
 
 if TYPE_CHECKING:
     from ._agent import Agent
@@ -579,6 +579,21 @@ class _Run:
         if self.listening:
             self.emit(ev.StepEnded, self.state.step)
 
+    async def step_end_after_tools(self) -> None:
+        """StepEnd of a step whose tool calls ran: the run would go on, unless `Agent.max_steps` is reached.
+
+        The kernel's Stop joins the phase's patches (source ``agent_kernel``), so it is
+        journaled with them and a resume sees the same end.
+        """
+        patch_list, sources = await self.call_phase(self.agent._phases["step_end"], (self.context("step_end"),))
+        limit = self.agent.max_steps
+        step = self.state.step
+        if limit is not None and step >= limit and not any(isinstance(p, Stop) for p in patch_list):
+            stop = Stop("limit.steps", f"{step} of max_steps={limit} steps are used (Agent(max_steps=...))")
+            patch_list, sources = (*patch_list, stop), (*sources, "agent_kernel")
+        self.commit(Committed("step_end", step, patch_list, sources, None))
+        self._emit_step_end()
+
     def request(self, model: str | None = None) -> Request:
         state = self.state
         messages: Sequence[Message] = state.messages
@@ -685,8 +700,7 @@ class _Run:
                 return True
         todo = [c for c in calls if c.id not in self.done]
         if not todo:
-            await self.run_phase("step_end", (self.context("step_end"),))
-            self._emit_step_end()
+            await self.step_end_after_tools()
             return False
         to_run = [c for c in todo if c.id not in self.results]
         if to_run and strategy is None:
