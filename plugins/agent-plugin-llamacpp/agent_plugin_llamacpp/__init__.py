@@ -15,6 +15,7 @@ from ._executor import LlamaCppExecutor as LlamaCppExecutor
 from ._executor import choose_chat_format as choose_chat_format
 from ._executor import unload_models as unload_models
 from ._messages import DEFAULT_SETTINGS as DEFAULT_SETTINGS
+from ._messages import INVALID_ARGUMENTS as INVALID_ARGUMENTS
 from ._models import CACHE_ENV as CACHE_ENV
 from ._models import KNOWN_MODELS as KNOWN_MODELS
 from ._models import KnownModel as KnownModel
@@ -74,6 +75,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CACHE_ENV",
     "DEFAULT_SETTINGS",
+    "INVALID_ARGUMENTS",
     "KNOWN_MODELS",
     "InferenceStats",
     "KnownModel",

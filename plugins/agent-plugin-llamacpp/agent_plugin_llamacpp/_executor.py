@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import logging
 import os
 import threading
@@ -31,7 +30,7 @@ from attrs import frozen
 from agent_kernel import Deltas, Message, Request, Response, ToolCall, Usage
 from agent_kernel.errors import ConfigurationError, InferenceError
 
-from ._messages import DEFAULT_SETTINGS, merge_settings, to_chat_messages, tool_arguments
+from ._messages import DEFAULT_SETTINGS, merge_settings, parse_arguments, to_chat_messages, tool_arguments
 from ._models import ModelNotFound, ModelRef, check_model, resolve_model
 
 if TYPE_CHECKING:
@@ -43,7 +42,6 @@ log = logging.getLogger("agent_plugin_llamacpp")
 
 _TAP = "_agent_kernel_tap"
 _LOCK_POLL = 0.05
-_EXCERPT = 200
 
 
 @frozen
@@ -219,9 +217,10 @@ class _Job:
     """One inference: the stopping criterion that counts tokens and watches for
     cancellation, and the accumulator of the streamed answer."""
 
-    def __init__(self, deltas: Deltas, stop: threading.Event) -> None:
+    def __init__(self, deltas: Deltas, stop: threading.Event, max_tokens: Any = None) -> None:
         self.deltas = deltas
         self.stop = stop
+        self.max_tokens = max_tokens if isinstance(max_tokens, int) else None
         self.text: list[str] = []
         self.calls: dict[int, _Call] = {}
         self.finish: str | None = None
@@ -294,7 +293,7 @@ class _Job:
         for index in sorted(self.calls):
             part = self.calls[index]
             raw = "".join(part.arguments)
-            calls.append(ToolCall(part.id, part.name, self._arguments(part.name, raw)))
+            calls.append(ToolCall(part.id, part.name, parse_arguments(raw, cut_off=self.cut_off)))
         if calls:
             stop = "tool_use"
         elif self.finish == "length":
@@ -304,20 +303,11 @@ class _Job:
         usage = Usage(self.prompt_tokens, self.output_tokens, 1)
         return Response(Message("assistant", "".join(self.text), tuple(calls)), usage, stop, model)  # type: ignore[arg-type]
 
-    def _arguments(self, name: str, raw: str) -> dict[str, Any]:
-        if not raw.strip():
-            return {}
-        shown = raw if len(raw) <= _EXCERPT else raw[:_EXCERPT] + "…"
-        try:
-            value = json.loads(raw)
-        except ValueError as exc:
-            raise InferenceError(
-                f"the arguments the model wrote for tool {name!r} are not complete JSON ({exc}) after "
-                f"{self.output_tokens} tokens; if max_tokens cut them off, raise it: {shown!r}"
-            ) from None
-        if not isinstance(value, dict):
-            raise InferenceError(f"the arguments the model wrote for tool {name!r} are not a JSON object: {shown!r}")
-        return value
+    @property
+    def cut_off(self) -> bool:
+        """Generation stopped at ``max_tokens`` (a forced call's finish reason does not say so)."""
+        limit = self.max_tokens
+        return self.finish == "length" or (limit is not None and self.output_tokens >= limit)
 
     def stats(self, waited: float) -> InferenceStats:
         end = time.perf_counter()
@@ -374,8 +364,11 @@ class LlamaCppExecutor:
             ``n_gpu_layers``, ``use_mlock``...).
 
     Failures raise `InferenceError` (not retryable): the model cannot be resolved or
-    loaded, a setting is unknown, the prompt does not fit in ``n_ctx``, a forced
-    tool call's arguments were cut off by ``max_tokens``.
+    loaded, a setting is unknown, the prompt does not fit in ``n_ctx``. Tool-call
+    arguments that are not a JSON object (cut off by ``max_tokens``, or just wrong)
+    do not fail the inference: they become ``{INVALID_ARGUMENTS: {"raw", "error"}}``
+    and the plugin's ``agent_before_tool_execute`` blocks the call, so the model
+    reads the error as the tool's result.
     """
 
     def __init__(
@@ -538,7 +531,7 @@ class LlamaCppExecutor:
             messages: Any = to_chat_messages(request.messages, chat_format)
             # llama-cpp-python cannot stream its "auto" tool choice (it raises once it picks a tool)
             stream = tools.get("tool_choice") != "auto"
-            job = _Job(deltas, stop)
+            job = _Job(deltas, stop, settings.get("max_tokens"))
             waited = job.started - asked
             setattr(llama, _TAP, job)
             try:

@@ -26,22 +26,76 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from agent_kernel import Message, ToolCall, ToolSpec
+from agent_kernel import Message, ToolCall, ToolSpec, patches
 from agent_kernel.errors import InferenceError
 
 __all__ = [
     "DEFAULT_SETTINGS",
+    "INVALID_ARGUMENTS",
     "RESERVED_SETTINGS",
+    "invalid_arguments_block",
     "merge_settings",
+    "parse_arguments",
     "render_call",
     "render_result",
     "to_chat_messages",
     "tool_arguments",
 ]
 
+#: Key under which a tool call's arguments carry the model's text when it is not a
+#: JSON object: ``{"raw": str, "error": str}``. The plugin's ``agent_before_tool_execute``
+#: blocks such a call, so the model reads the error instead of the run ending.
+#: (agent-plugin-openai does the same with its own key; the two plugins share no module.)
+INVALID_ARGUMENTS = "__agent_plugin_llamacpp_invalid_arguments__"
+
+_RAW_LIMIT = 2000
+
 #: Settings every request gets unless overridden (a base model may otherwise talk
 #: until the context window is full).
 DEFAULT_SETTINGS: Mapping[str, Any] = {"max_tokens": 512}
+
+
+def parse_arguments(raw: str, *, cut_off: bool = False) -> dict[str, Any]:
+    """Decode the arguments the model wrote for a tool call; never raises.
+
+    ``""`` is ``{}``. Text that is not a JSON object becomes
+    ``{INVALID_ARGUMENTS: {"raw": ..., "error": ...}}``; with `cut_off` (generation
+    stopped at ``max_tokens``) the error says so.
+    """
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        error = f"invalid JSON: {exc}"
+    else:
+        if isinstance(value, dict):
+            return value
+        error = f"expected a JSON object, got {type(value).__name__}"
+    if cut_off:
+        error += " (the answer was cut off by max_tokens)"
+    return {INVALID_ARGUMENTS: {"raw": raw[:_RAW_LIMIT], "error": error}}
+
+
+def invalid_arguments_block(call: ToolCall) -> list[patches.Patch] | None:
+    """A `Block` for a call whose arguments did not parse (see `parse_arguments`), else None."""
+    bad = call.arguments.get(INVALID_ARGUMENTS)
+    if bad is None:
+        return None
+    raw, error = (bad.get("raw", ""), bad.get("error", "")) if isinstance(bad, Mapping) else (str(bad), "")
+    shown = raw if len(raw) <= 500 else raw[:500] + "…"
+    return [
+        patches.Block(
+            f"The arguments for {call.name!r} were not a valid JSON object ({error}); the tool did not run. "
+            f"Call it again with a JSON object matching its parameters. You sent: {shown}"
+        )
+    ]
+
+
+def _call_arguments(call: ToolCall) -> dict[str, Any]:
+    """What the history shows of a call's arguments: ``{}`` for arguments that did not parse."""
+    return {} if INVALID_ARGUMENTS in call.arguments else dict(call.arguments)
+
 
 #: ``create_chat_completion`` arguments the executor sets itself.
 RESERVED_SETTINGS = frozenset(
@@ -64,7 +118,7 @@ def _dumps(value: Any) -> str:
 def render_call(call: ToolCall, *, show_id: bool = False) -> str:
     """An assistant's tool call as text, for formats that cannot show calls."""
     ident = f" ({call.id})" if show_id else ""
-    return f"[called tool {call.name}{ident} with {_dumps(dict(call.arguments))}]"
+    return f"[called tool {call.name}{ident} with {_dumps(_call_arguments(call))}]"
 
 
 def render_result(message: Message, tool: str | None, *, show_id: bool = False) -> str:
@@ -117,7 +171,7 @@ def to_chat_messages(messages: Iterable[Message], chat_format: str | None) -> li
                     {
                         "id": call.id,
                         "type": "function",
-                        "function": {"name": call.name, "arguments": _dumps(dict(call.arguments))},
+                        "function": {"name": call.name, "arguments": _dumps(_call_arguments(call))},
                     }
                     for call in message.tool_calls
                 ]

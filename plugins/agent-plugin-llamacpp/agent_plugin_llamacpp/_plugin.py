@@ -6,11 +6,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from agent_kernel import ModelRegistrar, hookimpl
+from agent_kernel import ModelRegistrar, ToolCall, hookimpl, patches
 from agent_kernel.errors import ConfigurationError, InferenceError
 
 from ._executor import LlamaCppExecutor
-from ._messages import merge_settings
+from ._messages import invalid_arguments_block, merge_settings
 from .plugin import PREFIX
 
 
@@ -76,3 +76,7 @@ class LlamaCpp:
     @hookimpl
     def agent_register_models(self, models: ModelRegistrar) -> None:
         models.add_prefix(self.prefix, self.executor)
+
+    @hookimpl
+    def agent_before_tool_execute(self, call: ToolCall) -> list[patches.Patch] | None:
+        return invalid_arguments_block(call)

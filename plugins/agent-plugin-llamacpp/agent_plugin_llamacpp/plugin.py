@@ -9,11 +9,17 @@ when another plugin already serves ``llamacpp:``.
 
 Loading this module imports neither llama-cpp-python nor the executor; the model
 string is checked when the run first needs it, the model loaded at its first inference.
+
+A tool call whose arguments the model wrote as something other than a JSON object is
+blocked here (``agent_before_tool_execute``): the model reads the parse error as the
+tool's result and can call again, as with agent-plugin-openai.
 """
 
 from __future__ import annotations
 
-from agent_kernel import ModelExecutor, ModelRegistrar, hookimpl
+from agent_kernel import ModelExecutor, ModelRegistrar, ToolCall, hookimpl, patches
+
+from ._messages import invalid_arguments_block
 
 PREFIX = "llamacpp:"
 
@@ -28,3 +34,8 @@ def _executor(model: str) -> ModelExecutor:
 def agent_register_models(models: ModelRegistrar) -> None:
     if PREFIX not in models.prefixes:  # an explicit LlamaCpp(...) plugin took it
         models.add_prefix(PREFIX, _executor)
+
+
+@hookimpl
+def agent_before_tool_execute(call: ToolCall) -> list[patches.Patch] | None:
+    return invalid_arguments_block(call)

@@ -96,6 +96,24 @@ async def test_a_forced_tool_call_runs_through_the_loop_and_the_run_completes(ad
     assert finished[1].usage.input_tokens > finished[0].usage.input_tokens
 
 
+async def test_tool_arguments_that_do_not_parse_are_refused_and_the_model_is_told(add_tool: AddTool) -> None:
+    # max_tokens 3 cuts the forced call's arguments off: the call is blocked, not the run.
+    agent = Agent(
+        model="llamacpp:gemma-3-270m",
+        plugins=[LlamaCpp(settings={"max_tokens": 3, "temperature": 0}), add_tool.plugin, ForceOnce("add")],
+    )
+    outcome = await agent.run(ADD)
+    assert outcome.reason == "completed", outcome.error
+    assert add_tool.calls == []  # the tool never ran
+    messages = list(outcome.state.messages)
+    assert [m.role for m in messages] == ["user", "assistant", "tool", "assistant"]
+    (call,) = messages[1].tool_calls
+    result = messages[2]
+    assert result.tool_call_id == call.id and result.is_error
+    assert "not a valid JSON object" in result.content and "cut off by max_tokens" in result.content
+    assert "Call it again" in result.content
+
+
 async def test_a_timeout_mid_generation_cancels_the_run_and_the_model_stays_usable() -> None:
     ends = RunEnds()
     plugin = LlamaCpp(settings={"max_tokens": 400})

@@ -36,6 +36,7 @@ def test_the_public_names() -> None:
     assert set(agent_plugin_llamacpp.__all__) == {
         "CACHE_ENV",
         "DEFAULT_SETTINGS",
+        "INVALID_ARGUMENTS",
         "KNOWN_MODELS",
         "InferenceStats",
         "KnownModel",

@@ -13,7 +13,7 @@ import pytest
 from llamacpp_testkit import ADD, ADD_SPEC, STORY, Recorder, gemma, request
 
 from agent_kernel.errors import ConfigurationError, InferenceError
-from agent_plugin_llamacpp import LlamaCpp, LlamaCppExecutor, unload_models
+from agent_plugin_llamacpp import INVALID_ARGUMENTS, LlamaCpp, LlamaCppExecutor, unload_models
 
 
 async def _ticking(work: Any, period: float = 0.01) -> tuple[Any, list[float], float]:
@@ -214,11 +214,14 @@ async def test_a_forced_tool_call_streams_its_arguments(recorder: Recorder) -> N
     assert call.id.startswith("call_") and len(call.id) < 20
 
 
-async def test_tool_arguments_cut_off_by_max_tokens_are_a_clear_error(recorder: Recorder) -> None:
+async def test_tool_arguments_cut_off_by_max_tokens_come_back_marked_invalid(recorder: Recorder) -> None:
     executor = gemma(settings={"max_tokens": 3})
-    with pytest.raises(InferenceError, match=r"'add' are not complete JSON .* after 3 tokens; .*raise it") as caught:
-        await executor.infer(request(ADD, tools=(ADD_SPEC,), tool_choice="add"), recorder)
-    assert not caught.value.retryable
+    response = await executor.infer(request(ADD, tools=(ADD_SPEC,), tool_choice="add"), recorder)
+    (call,) = response.message.tool_calls
+    assert call.name == "add" and set(call.arguments) == {INVALID_ARGUMENTS}
+    bad = call.arguments[INVALID_ARGUMENTS]
+    assert bad["raw"] and "invalid JSON" in bad["error"] and "cut off by max_tokens" in bad["error"]
+    assert response.stop_reason == "tool_use"
 
 
 async def test_a_prompt_longer_than_the_context_is_a_clear_error(recorder: Recorder) -> None:
