@@ -6,11 +6,19 @@ plus your own) and replaces each with ``[REDACTED:<rule name>]``. It is a plain
 (``redact(redact(t)) == redact(t)``), and text without a match is returned as is
 (the very same object).
 
+Its cost is linear in the length of the text: every built-in rule begins with a
+literal (``sk-``, ``AKIA``, ``ghp_``, ``-----BEGIN``, ``bearer``, ``password``...),
+which the regex engine finds with a fast substring search, and nothing after it
+can backtrack more than a bounded number of characters (possessive or bounded
+quantifiers, no nested ones). Rules that ignore case scan one lowercased copy of
+the text (``Rule(..., ignore_case=True)``) rather than use ``(?i)``, which would
+make the engine try every position.
+
 `redact_structure` applies a redactor to every string inside a kernel value
-(journal entries, events, messages, patches), leaving identifiers alone. It is
-what the kernel should call on each journal entry before committing it and on each
-event before emitting it; see the README for the proposed kernel registration
-(``RuntimeRegistrar.add_redactor``) that `Guardrails` uses as soon as it exists.
+(journal entries, events, messages, patches), mapping keys included, leaving
+identifiers alone. The kernel calls it (through ``Guardrails.redact``, registered
+with ``RuntimeRegistrar.add_redactor``) on each journal entry before committing it
+and on each event before emitting it.
 
 .. versionadded:: 0.1
 """
@@ -18,7 +26,8 @@ event before emitting it; see the README for the proposed kernel registration
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, final
 
@@ -47,15 +56,40 @@ class Rule:
     If `pattern` has groups whose names start with ``secret``, only the first of them
     that took part in the match is replaced (``password=<secret>`` keeps its key);
     otherwise the whole match is.
+
+    With ``ignore_case=True`` the pattern, written in lower case and without
+    ``(?i)``, is matched against ``text.lower()`` (the spans index `text`; if
+    lowercasing changes the length of a non-ASCII text, `text` is matched with
+    ``re.IGNORECASE`` instead). A pattern that begins with a literal is then found
+    by a fast substring search, where ``(?i)`` makes the engine try every position.
+
+    A pattern should take time linear in the text: avoid nested quantifiers
+    (``(a+)*``) and quantified parts that can match the same characters as what
+    follows them; prefer possessive (``a++``) or bounded (``a{1,64}``) ones.
+
+    .. versionchanged:: 0.2
+        ``ignore_case``; `spans` takes the lowercased text.
     """
 
     name: str
     pattern: re.Pattern[str] = attrs.field(converter=_compile)
+    ignore_case: bool = attrs.field(default=False, kw_only=True)
 
-    def spans(self, text: str) -> Iterable[tuple[int, int]]:
-        """Start and end of every secret this rule finds in `text` (empty spans skipped)."""
-        groups = [g for g in self.pattern.groupindex if g.startswith("secret")]
-        for match in self.pattern.finditer(text):
+    def spans(self, text: str, lowered: str | None = None) -> Iterator[tuple[int, int]]:
+        """Start and end of every secret this rule finds in `text` (empty spans skipped).
+
+        Args:
+            text: the text to search.
+            lowered: ``text.lower()``, if the caller has it (rules that ignore case
+                scan it; it is computed when needed and not given).
+        """
+        pattern, target = self.pattern, text
+        if self.ignore_case:
+            target = text.lower() if lowered is None else lowered
+            if len(target) != len(text):  # a character lowercased into two: positions differ
+                pattern, target = re.compile(pattern.pattern, pattern.flags | re.IGNORECASE), text
+        groups = [g for g in pattern.groupindex if g.startswith("secret")]
+        for match in pattern.finditer(target):
             start, end = match.span()
             for group in groups:
                 if match.group(group) is not None:
@@ -65,50 +99,90 @@ class Rule:
                 yield start, end
 
 
+# ----------------------------------------------------------------------------- built-in rules
+# Each pattern begins with a literal and puts its "not inside a longer word" check in a
+# lookbehind *after* that literal (a leading lookbehind would make the engine try every
+# position). Quantifiers are possessive (`++`, `*+`, `{n,}+`: they never give characters
+# back) or bounded, so a failed attempt costs at most the run of characters it scanned,
+# and runs scanned by different attempts do not overlap.
+
+#: After a key such as ``password``: optional closing quote, ``=`` or ``:``, then the value
+#: (double-quoted, single-quoted or bare; the quotes are kept).
+_ASSIGNED = (
+    r"[\"']?[ \t]*+[=:][ \t]*+"
+    r"(?:\"(?P<secret_dq>[^\"\n]*+)\"|'(?P<secret_sq>[^'\n]*+)'|(?P<secret>[^\s\"',;&]++))"
+)
+
+
+def _key(word: str, tail: str = "", *, alone: bool = True, after: tuple[str, ...] = ()) -> Rule:
+    """The ``password`` rule for the keys ending in `word` (+ `tail`), in lower case.
+
+    The key is `word` itself (if `alone`), or one of `after` then `word`, maybe joined
+    by ``_`` or ``-``; it starts where no letter or digit precedes it (``DB_PASSWORD``
+    and ``x-api-key`` are keys, ``passwords`` and ``mytoken`` are not).
+    """
+    where = [f"(?<![a-z0-9]{word})"] if alone else []
+    where += [f"(?<=(?<![a-z0-9]){first}{sep}{word})" for first in after for sep in ("", "[_-]")]
+    return Rule("password", f"{word}(?:{'|'.join(where)}){tail}{_ASSIGNED}", ignore_case=True)
+
+
+_AWS_PREFIXES = "AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA"
+
+#: The built-in rules, in priority order (an overlap is named after the first rule).
+#: A kind of secret with several literal beginnings has one rule for each, all of the
+#: same name (``stripe_key``: ``sk_`` and ``rk_``; ``password``: one per key word).
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "private_key",
+        r"-----BEGIN[ A-Z0-9]{0,64}PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+        r"(?:-----END[ A-Z0-9]{0,64}PRIVATE KEY(?: BLOCK)?-----|\Z)",
+    ),
+    Rule("openai_key", r"sk-(?<![A-Za-z0-9_-]sk-)[A-Za-z0-9][A-Za-z0-9_-]{19,}+"),
+    Rule(
+        "aws_access_key",
+        rf"(?:{_AWS_PREFIXES})(?<![A-Za-z0-9][A-Z]{{4}})[A-Z0-9]{{16}}(?![A-Za-z0-9])",
+    ),
+    Rule("github_token", r"gh[pousr]_(?<![A-Za-z0-9_]gh._)[A-Za-z0-9]{36,255}+(?![A-Za-z0-9_])"),
+    Rule("github_token", r"github_pat_(?<![A-Za-z0-9_]github_pat_)[A-Za-z0-9_]{22,255}+(?![A-Za-z0-9_])"),
+    Rule("slack_token", r"xox[abposr]-(?<![A-Za-z0-9-]xox.-)[A-Za-z0-9-]{10,}+"),
+    Rule("google_api_key", r"AIza(?<![A-Za-z0-9_-]AIza)[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),
+    Rule("stripe_key", r"sk_(?:live|test)_(?<![A-Za-z0-9_]sk_...._)[A-Za-z0-9]{16,}+"),
+    Rule("stripe_key", r"rk_(?:live|test)_(?<![A-Za-z0-9_]rk_...._)[A-Za-z0-9]{16,}+"),
+    Rule(
+        "jwt",
+        r"eyJ(?<![A-Za-z0-9_-]eyJ)[A-Za-z0-9_-]{8,}+\.eyJ[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{8,}+",
+    ),
+    # A bearer token has 16+ token characters, at least one of them a digit (so prose
+    # such as "bearer authentication" is left alone).
+    Rule(
+        "bearer_token",
+        r"bearer(?<!\wbearer)[ \t]++"
+        r"(?P<secret>(?=[a-z0-9._~+/-]{16})[a-z._~+/-]*+[0-9][a-z0-9._~+/-]*+=*+)",
+        ignore_case=True,
+    ),
+    Rule(
+        "basic_auth",
+        r"authorization(?<!\wauthorization)\s*+:\s*+basic[ \t]++(?P<secret>[a-z0-9+/]{8,}+={0,2})",
+        ignore_case=True,
+    ),
+    # scheme://user:<secret>@host
+    Rule("url_credentials", r"://(?<=[A-Za-z0-9+.-]://)[^\s/:@]++:(?P<secret>[^\s/@]++)@"),
+    # key=value and key: value pairs (env files, URLs, YAML, JSON, headers); the key may
+    # have a prefix (DB_PASSWORD) and quotes; the value is redacted, quotes kept.
+    _key("pass", "(?:word|wd|phrase)"),
+    _key("pwd"),
+    _key("secret", after=("client",)),
+    _key("token", after=("access", "auth", "refresh", "session")),
+    _key("key", alone=False, after=("secret", "private", "api", "access")),
+)
+
+RULE_NAMES = frozenset(rule.name for rule in RULES)
+
 _KEYS = (
     r"pass(?:word|wd|phrase)|pwd|secret|client[_-]?secret|secret[_-]?key|private[_-]?key|"
     r"api[_-]?key|apikey|access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|"
     r"session[_-]?token|token"
 )
-
-#: The built-in rules, in priority order (an overlap is named after the first rule).
-RULES: tuple[Rule, ...] = (
-    Rule(
-        "private_key",
-        r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
-        r"(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
-    ),
-    Rule("openai_key", r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9][A-Za-z0-9_-]{19,}"),
-    Rule(
-        "aws_access_key",
-        r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA)[A-Z0-9]{16}(?![A-Za-z0-9])",
-    ),
-    Rule(
-        "github_token",
-        r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})(?![A-Za-z0-9_])",
-    ),
-    Rule("slack_token", r"(?<![A-Za-z0-9-])xox[abposr]-[A-Za-z0-9-]{10,}"),
-    Rule("google_api_key", r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),
-    Rule("stripe_key", r"(?<![A-Za-z0-9_])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
-    Rule("jwt", r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
-    # A bearer token has 16+ token characters, at least one of them a digit (so prose
-    # such as "bearer authentication" is left alone).
-    Rule(
-        "bearer_token",
-        r"(?i)\bbearer[ \t]+(?P<secret>(?=[A-Za-z0-9._~+/-]*[0-9])[A-Za-z0-9._~+/-]{16,}=*)",
-    ),
-    Rule("basic_auth", r"(?i)\bauthorization\s*:\s*basic[ \t]+(?P<secret>[A-Za-z0-9+/]{8,}={0,2})"),
-    Rule("url_credentials", r"(?i)\b[a-z][a-z0-9+.-]*://[^\s/:@]+:(?P<secret>[^\s/@]+)@"),
-    # key=value and key: value pairs (env files, URLs, YAML, JSON, headers); the key may
-    # have a prefix (DB_PASSWORD) and quotes; the value is redacted, quotes kept.
-    Rule(
-        "password",
-        r"(?i)(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])*(?:" + _KEYS + r")[\"']?[ \t]*[=:][ \t]*"
-        r"(?:\"(?P<secret_dq>[^\"\n]*)\"|'(?P<secret_sq>[^'\n]*)'|(?P<secret>[^\s\"',;&]+))",
-    ),
-)
-
-RULE_NAMES = frozenset(rule.name for rule in RULES)
 
 #: A mapping key whose string value is a secret as a whole (``{"password": "..."}``).
 SECRET_KEY = re.compile(r"(?i)^(?:[A-Za-z0-9]+[_-])*(?:" + _KEYS + r")$")
@@ -140,6 +214,10 @@ class Redactor:
     replacement, named after the rule listed first. A finding that lies inside a
     marker left by an earlier redaction is ignored, so redacting is idempotent.
 
+    With the built-in rules, a text is scanned once per rule, each scan a fast
+    search for the rule's literal beginning; a text without a secret costs those
+    scans and no copy.
+
     Raises:
         ValueError: `replacement` lacks ``{name}``, or a rule matches across two
             markers (redacting would then not be idempotent).
@@ -147,7 +225,7 @@ class Redactor:
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("_marker", "replacement", "rules")
+    __slots__ = ("_lowers", "_marker", "replacement", "rules")
 
     def __init__(
         self,
@@ -160,11 +238,12 @@ class Redactor:
         for pattern in patterns:
             rules.append(_rule(pattern))
         self.rules: tuple[Rule, ...] = tuple(rules)
+        self._lowers = any(rule.ignore_case for rule in rules)
         self.replacement = replacement
         before, sep, after = replacement.partition("{name}")
         if not sep or "{" in before + after or not before + after:
             raise ValueError(f"replacement must contain {{name}} once plus some marker text, got {replacement!r}")
-        self._marker = re.compile(re.escape(before) + r"[A-Za-z0-9_.-]*" + re.escape(after))
+        self._marker = re.compile(re.escape(before) + r"[A-Za-z0-9_.-]*+" + re.escape(after))
         probe = " ".join(replacement.format(name=rule.name) for rule in rules)
         probe = f"x{probe} {probe}x"
         marked = [m.span() for m in self._marker.finditer(probe)]
@@ -181,14 +260,16 @@ class Redactor:
 
     def findings(self, text: str) -> list[Finding]:
         """The merged spans to redact in `text`, left to right."""
+        if not text:
+            return []
+        lowered = text.lower() if self._lowers else None
         found: list[tuple[int, int, int]] = []
         for order, rule in enumerate(self.rules):
-            found.extend((start, end, order) for start, end in rule.spans(text))
+            found.extend((start, end, order) for start, end in rule.spans(text, lowered))
         if not found:
             return []
         if self._marker.search(text) is not None:  # text redacted before: a marker is not a secret
-            marked = [m.span() for m in self._marker.finditer(text)]
-            found = [f for f in found if not any(ms <= f[0] and f[1] <= me for ms, me in marked)]
+            found = _outside(found, [m.span() for m in self._marker.finditer(text)])
         found.sort()
         merged: list[list[int]] = []
         for start, end, order in found:
@@ -231,6 +312,17 @@ class Redactor:
     def kinds(self, text: str) -> list[str]:
         """The rule names of the findings in `text`, once each, in order of appearance."""
         return list(dict.fromkeys(finding.rule for finding in self.findings(text)))
+
+
+def _outside(found: list[tuple[int, int, int]], marked: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """The findings not lying inside one of the (sorted, disjoint) `marked` spans."""
+    starts = [start for start, _ in marked]
+    kept = []
+    for finding in found:
+        i = bisect_right(starts, finding[0]) - 1
+        if i < 0 or finding[1] > marked[i][1]:
+            kept.append(finding)
+    return kept
 
 
 def _rule(pattern: PatternLike) -> Rule:
@@ -276,17 +368,21 @@ def redact_structure(value: Any, redact: Callable[[str], str]) -> Any:
     """`value` with `redact` applied to every string inside it; unchanged parts are shared.
 
     Walks attrs instances (frozen ones are rebuilt with `attrs.evolve`, so their
-    converters run again), tuples, lists and mappings (values only, keys kept).
+    converters run again), tuples, lists and mappings (keys and values: a secret
+    used as a key, ``{"sk-...": "x"}``, is redacted too).
     Fields named in `IDENTIFIER_FIELDS` are left alone, and so are plugin data
     patches (``SetData`` / ``IncrementData``: typed values a plugin owns, which
     redaction must not break). When nothing changes, `value` itself is returned.
+
+    When two keys of a mapping redact to the same text, the later ones get a
+    suffix (``[REDACTED:openai_key]#2``), so no entry is lost.
 
     When `redact` is a `Redactor`, a non-empty string under a secret-looking
     mapping key (``password``, ``api_key``, ``DB_PASSWORD``... as in tool arguments
     ``{"password": "hunter2"}``) is replaced as a whole, marked ``password``.
 
-    This is what the kernel should apply to each journal entry before it is
-    buffered and folded, and to each event before it is emitted.
+    This is what the kernel applies to each journal entry before it is buffered
+    and folded, and to each event before it is emitted.
     """
     if isinstance(value, str):
         return redact(value)
@@ -297,10 +393,7 @@ def redact_structure(value: Any, redact: Callable[[str], str]) -> Any:
         items_list = [redact_structure(v, redact) for v in value]
         return value if all(a is b for a, b in zip(items_list, value, strict=True)) else items_list
     if isinstance(value, Mapping):
-        changed = {k: _redact_entry(k, v, redact) for k, v in value.items()}
-        if all(changed[k] is value[k] for k in value):
-            return value
-        return MappingProxyType(changed) if isinstance(value, MappingProxyType) else changed
+        return _redact_mapping(value, redact)
     cls = type(value)
     if attrs.has(cls) and cls.__name__ not in _SKIPPED_CLASSES:
         changes: dict[str, Any] = {}
@@ -313,6 +406,23 @@ def redact_structure(value: Any, redact: Callable[[str], str]) -> Any:
                 changes[a.alias or a.name] = new
         return attrs.evolve(value, **changes) if changes else value
     return value
+
+
+def _redact_mapping(value: Mapping[Any, Any], redact: Callable[[str], str]) -> Mapping[Any, Any]:
+    pairs = [(k, redact_structure(k, redact), v, _redact_entry(k, v, redact)) for k, v in value.items()]
+    if all(k is new_k and v is new_v for k, new_k, v, new_v in pairs):
+        return value
+    changed: dict[Any, Any] = {}
+    renamed = {k for k, new_k, _, _ in pairs if new_k is not k}
+    kept = {k for k, _, _, _ in pairs if k not in renamed}  # keys that stay as they are
+    for k, new_k, _, new_v in pairs:
+        if new_k is not k and (new_k in changed or new_k in kept):
+            n = 2
+            while f"{new_k}#{n}" in changed or f"{new_k}#{n}" in kept:
+                n += 1
+            new_k = f"{new_k}#{n}"
+        changed[new_k] = new_v
+    return MappingProxyType(changed) if isinstance(value, MappingProxyType) else changed
 
 
 def _redact_entry(key: Any, value: Any, redact: Callable[[str], str]) -> Any:

@@ -1,0 +1,152 @@
+"""Benchmark: how long the `Redactor` takes on large and adversarial texts.
+
+    .venv/bin/python plugins/agent-plugin-guardrails/bench_redaction.py            # 1 MB shapes, 50 MB shapes
+    .venv/bin/python plugins/agent-plugin-guardrails/bench_redaction.py --mb 1 --big 0 --rules
+    .venv/bin/python plugins/agent-plugin-guardrails/bench_redaction.py --run      # also a whole agent run
+
+Prints, for each text shape, the seconds one redaction takes (best of `--repeat`),
+and with ``--rules`` the seconds each built-in rule's scan takes on it. With
+``--run`` it also times a scripted agent run whose tool returns the big text,
+without and with `Guardrails` (the kernel redacts every entry and event it commits).
+
+Not a test: timings depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import string
+import time
+from collections.abc import Callable
+
+from agent_plugin_guardrails import Redactor, redact_structure
+from agent_plugin_guardrails.redaction import RULES
+
+LOG_LINE = "2026-12-07T15:00:{:02d}Z INFO worker-{} handled request id={} in {} ms path=/api/v1/items/{}\n"
+
+
+def log_text(size: int) -> str:
+    rng = random.Random(1)
+    lines, n = [], 0
+    while n < size:
+        line = LOG_LINE.format(rng.randrange(60), rng.randrange(9), rng.randrange(10**9), rng.randrange(999), n)
+        lines.append(line)
+        n += len(line)
+    return "".join(lines)[:size]
+
+
+def base64_text(size: int) -> str:
+    rng = random.Random(2)
+    alphabet = string.ascii_letters + string.digits + "+/"
+    return "".join(rng.choices(alphabet, k=size))
+
+
+def shapes(size: int) -> dict[str, str]:
+    """Secret-free texts of `size` characters, realistic and adversarial."""
+
+    def rep(unit: str) -> str:
+        return (unit * (size // len(unit) + 1))[:size]
+
+    return {
+        "log lines": log_text(size),
+        "base64, no prefix": base64_text(size),
+        "'a-' * N": rep("a-"),
+        "'a_' * N": rep("a_"),
+        "'sk-' * N": rep("sk-"),
+        "'Bearer ' * N": rep("Bearer "),
+        "'bearer\\t' * N": rep("bearer\t"),
+        "'AKIA' * N": rep("AKIA"),
+        "'password=\"' * N": rep('password="'),
+        "'password ' * N": rep("password "),
+        "'x://a:' * N": rep("x://a:"),
+        "'eyJa.' * N": rep("eyJa."),
+        "'-----BEGIN ' * N": rep("-----BEGIN "),
+        "'ghp_' * N": rep("ghp_"),
+        "whitespace": rep(" \t\n"),
+        "'a' * N": rep("a"),
+    }
+
+
+def best(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def bench_redactor(size: int, repeat: int, per_rule: bool, only: str = "") -> None:
+    redactor = Redactor()
+    print(f"\n== Redactor on {size / 1e6:g} MB (best of {repeat}, seconds)")
+    for name, text in shapes(size).items():
+        if only not in name:
+            continue
+        seconds = best(lambda text=text: redactor(text), repeat)
+        changed = redactor(text) is not text
+        print(f"{name:22} {seconds:8.3f}{'  (redacted something)' if changed else ''}")
+        if per_rule:
+            for rule in RULES:
+                rule_seconds = best(lambda rule=rule, text=text: list(rule.spans(text)), 1)
+                if rule_seconds > 0.01:
+                    print(f"    {rule.name:18} {rule_seconds:8.3f}")
+    text = log_text(size)
+    planted = text[: size // 2] + " sk-" + "A1b2" * 10 + " " + text[size // 2 :]
+    seconds = best(lambda: redactor(planted), repeat)
+    print(f"{'log lines + 1 secret':22} {seconds:8.3f}")
+    from agent_kernel import ToolResult
+    from agent_kernel.journal import ToolDone
+
+    entry = ToolDone(1, "call_1", ToolResult(text))
+    seconds = best(lambda: redact_structure(entry, redactor), repeat)
+    print(f"{'ToolDone(log lines)':22} {seconds:8.3f}  (redact_structure)")
+
+
+def bench_run(size: int) -> None:
+    import trio
+
+    from agent_kernel import Agent
+    from agent_kernel.testing import ScriptedModel, text, tool_call
+    from agent_plugin_guardrails import Guardrails
+    from agent_plugin_tools import Toolbox
+
+    output = log_text(size)
+
+    def dump() -> str:
+        """Return a big output."""
+        return output
+
+    async def run(guarded: bool) -> float:
+        model = ScriptedModel([tool_call("dump"), text("done")])
+        plugins = [model, Toolbox([dump]), *([Guardrails()] if guarded else [])]
+        agent = Agent(model="scripted", plugins=plugins, autoload=False)
+        t0 = time.perf_counter()
+        outcome = await agent.run("go")
+        assert outcome.reason == "completed", outcome
+        return time.perf_counter() - t0
+
+    print(f"\n== agent run, a tool returning {size / 1e6:g} MB of log lines (seconds)")
+    for guarded in (False, True):
+        print(f"{'with' if guarded else 'without':8} guardrails {trio.run(run, guarded):8.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mb", type=float, default=1.0, help="size of the adversarial shapes (MB)")
+    parser.add_argument("--big", type=float, default=50.0, help="size of the big run (MB); 0 skips it")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rules", action="store_true", help="time each built-in rule too")
+    parser.add_argument("--run", action="store_true", help="time a whole agent run with a --big tool output")
+    parser.add_argument("--only", default="", help="only the shapes whose name contains this")
+    args = parser.parse_args()
+    if args.mb:
+        bench_redactor(int(args.mb * 1e6), args.repeat, args.rules, args.only)
+    if args.big:
+        bench_redactor(int(args.big * 1e6), 1, args.rules, args.only)
+        if args.run:
+            bench_run(int(args.big * 1e6))
+
+
+if __name__ == "__main__":
+    main()
