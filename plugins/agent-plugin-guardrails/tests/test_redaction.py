@@ -188,6 +188,39 @@ def test_values_under_secret_looking_keys_are_redacted_whole_with_a_redactor_onl
     assert redact_structure(once, Redactor()) is once
 
 
+def test_secrets_used_as_mapping_keys_are_redacted() -> None:
+    redactor = Redactor()
+    arguments = MappingProxyType({"vars": {OPENAI: "x", "n": 1, 3: AWS}, "list": [{f"Bearer {OPENAI}": ()}]})
+    out = redact_structure(arguments, redactor)
+    assert isinstance(out, MappingProxyType)
+    assert out["vars"] == {"[REDACTED:openai_key]": "x", "n": 1, 3: "[REDACTED:aws_access_key]"}
+    assert out["list"] == [{"Bearer [REDACTED:openai_key]": ()}]
+    assert redact_structure(out, redactor) is out  # idempotent, and shared when nothing changes
+    call = ToolCall("call_1", "configure", {"vars": {AWS: "y"}})
+    inferred = redact_structure(Inferred(1, Response(Message("assistant", "", (call,)))), redactor)
+    assert dict(inferred.response.message.tool_calls[0].arguments["vars"]) == {"[REDACTED:aws_access_key]": "y"}
+
+
+def test_keys_that_redact_alike_are_numbered_so_no_entry_is_lost() -> None:
+    other = "sk-" + "Q" * 30
+    value = {OPENAI: 1, "[REDACTED:openai_key]#2": 2, other: 3, "[REDACTED:openai_key]": 4}
+    assert redact_structure(value, Redactor()) == {
+        "[REDACTED:openai_key]#3": 1,
+        "[REDACTED:openai_key]#2": 2,
+        "[REDACTED:openai_key]#4": 3,
+        "[REDACTED:openai_key]": 4,
+    }
+
+
+def test_a_secret_looking_key_decides_on_its_value_before_it_is_redacted() -> None:
+    value = {"api_key": "k1", f"password {OPENAI}": "plain", "token": OPENAI}
+    assert redact_structure(value, Redactor()) == {
+        "api_key": "[REDACTED:password]",
+        "password [REDACTED:openai_key]": "plain",  # not a secret-looking key: its value stays
+        "token": "[REDACTED:password]",
+    }
+
+
 def test_redact_structure_reaches_events() -> None:
     redactor = Redactor()
     assert redact_structure(ev.TextDelta(5, "run", OPENAI), redactor) == ev.TextDelta(5, "run", "[REDACTED:openai_key]")
