@@ -173,7 +173,8 @@ class Guard:
                 extra = [
                     (b"x-content-type-options", b"nosniff"),
                     (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"no-referrer"),
+                    # not no-referrer: with it browsers send `Origin: null` on form POSTs
+                    (b"referrer-policy", b"same-origin"),
                     (
                         b"content-security-policy",
                         b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -272,11 +273,13 @@ class Inspector:
         agent: Agent | None,
         *,
         page_size: int = 50,
+        steps_per_page: int = PAGE_STEPS,
         decision_wait: float = 3.0,
     ) -> None:
         self.source = source
         self.agent = agent
         self.page_size = page_size
+        self.steps_per_page = max(1, steps_per_page)
         self.env = _environment()
         self.decider = Decider(agent, source, decision_wait)
         redactors = getattr(agent, "redactors", None) if agent is not None else None
@@ -441,7 +444,8 @@ class Inspector:
             )
         index = await self.source.step_index(run_id)
         n = index.steps
-        pages = [(first, min(first + PAGE_STEPS - 1, n)) for first in range(1, n + 1, PAGE_STEPS)] or [(1, 1)]
+        size = self.steps_per_page
+        pages = [(first, min(first + size - 1, n)) for first in range(1, n + 1, size)] or [(1, 1)]
         wanted = request.query_params.get("steps", "")
         shown = pages[-1]
         first_text, _, last_text = wanted.partition("-")
@@ -610,6 +614,7 @@ def create_app(
     token: str | None = None,
     loopback_only: bool = True,
     page_size: int = 50,
+    steps_per_page: int = PAGE_STEPS,
     decision_wait: float = 3.0,
 ) -> Starlette:
     """The inspector as an ASGI app.
@@ -622,10 +627,14 @@ def create_app(
         loopback_only: serve only requests addressed to a loopback host name (set it
             when the server is bound to loopback; with a token the token is the check).
         page_size: runs per page.
+        steps_per_page: steps per page of a run's timeline (a long run opens at its
+            last page; earlier steps are a link away).
         decision_wait: seconds a decision request waits for the resumed run to end
             before answering (the run goes on in the background either way).
     """
-    inspector = Inspector(source, agent, page_size=page_size, decision_wait=decision_wait)
+    inspector = Inspector(
+        source, agent, page_size=page_size, steps_per_page=steps_per_page, decision_wait=decision_wait
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -650,6 +659,7 @@ def create_app(
         Route("/threads/{thread_id:path}", inspector.thread),
         Route("/static/inspector.css", inspector.css_file),
         Route("/static/inspector.js", inspector.js_file),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.inspector = inspector
