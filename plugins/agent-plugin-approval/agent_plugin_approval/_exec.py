@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
@@ -23,7 +23,7 @@ from tree_sitter import Node
 from agent_kernel import RunState, ToolCall
 
 from ._decision import Action, Decision, _action, _globs, _matches_tool, allow, ask, deny
-from ._shell import Word, heredoc_script, join_continuations, literal, node_text, parse, resolve
+from ._shell import Word, heredoc_script, literal, misread_words, node_text, normalize, parse, resolve
 
 __all__ = ["Classification", "ExecPolicy", "ExecRule", "Mode", "exec_policy"]
 
@@ -407,11 +407,13 @@ class _Classifier:
         if depth > _MAX_DEPTH:
             return _ask("shell commands are nested too deeply to check")
         try:
-            source = join_continuations(script.encode("utf-8", "surrogatepass"))
-            _tree, root = parse(source)
+            _tree, root = parse(normalize(script.encode("utf-8", "surrogatepass")))
             verdicts: list[Verdict] = []
             if root.has_error:
                 verdicts.append(_ask("the command cannot be parsed (a shell syntax error, or something left open)"))
+            misread = misread_words(root)
+            if misread:
+                verdicts.append(_ask(f"the words of the command cannot be told apart reliably ({misread[0]!r})"))
             verdicts.extend(self.statement(root, False, depth))
         except RecursionError:
             return _ask("the command is nested too deeply to check")
@@ -443,6 +445,8 @@ class _Classifier:
             # Compound commands, functions, tests, assignments... and, below them, words:
             # never trusted, and every command anywhere inside is checked.
             yield ("unmatched", None, f"{_shown(node_text(node))!r} uses shell syntax that cannot be trusted by prefix")
+            if _evaluates_variables(node):
+                yield _ask(_ARITHMETIC.format(_shown(node_text(node))))
             for child in node.named_children:
                 yield from self.statement(child, True, depth)
 
@@ -455,6 +459,8 @@ class _Classifier:
         elif kind in _STATEMENTS:
             yield from self.statement(node, True, depth)
         else:
+            if _evaluates_variables(node):
+                yield _ask(_ARITHMETIC.format(_shown(node_text(node))))
             for child in node.named_children:
                 yield from self.nested(child, depth)
 
@@ -689,6 +695,37 @@ class _Classifier:
             for word in words[1:]
             if word.value is not None and any(c in word.value for c in " \t\n;&|()<>`$")
         ]
+
+
+_ARITHMETIC = "{!r} evaluates variables as arithmetic, which runs the commands their text may hold (x[$(...)])"
+_ARITHMETIC_TESTS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
+_VARIABLES = frozenset({"variable_name", "simple_expansion", "expansion", "subscript", "ERROR"})
+
+
+def _evaluates_variables(node: Node) -> bool:
+    """An arithmetic context (``$((x))``, ``((x))``, ``for ((...))``, ``[[ x -eq 1 ]]``) reading a variable."""
+    kind = node.type
+    if kind == "test_command":
+        if not node.children or node.children[0].type != "[[":
+            return False
+        if not _has(node, lambda n: n.type == "test_operator" and node_text(n) in _ARITHMETIC_TESTS):
+            return False
+    elif not (
+        kind in ("arithmetic_expansion", "c_style_for_statement")
+        or (kind == "compound_statement" and node.child_count and node.children[0].type == "((")
+    ):
+        return False
+    return _has(node, lambda n: n.type in _VARIABLES)
+
+
+def _has(node: Node, test: Callable[[Node], bool]) -> bool:
+    stack = list(node.children)
+    while stack:
+        current = stack.pop()
+        if test(current):
+            return True
+        stack.extend(current.children)
+    return False
 
 
 def _stdin(redirects: Sequence[Node], inherited: str | None) -> str | None:

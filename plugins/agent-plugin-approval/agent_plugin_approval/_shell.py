@@ -11,7 +11,7 @@ from typing import NamedTuple
 import tree_sitter_bash
 from tree_sitter import Language, Node, Parser, Tree
 
-__all__ = ["Word", "join_continuations", "literal", "node_text", "parse", "resolve"]
+__all__ = ["Word", "heredoc_script", "literal", "misread_words", "node_text", "normalize", "parse", "resolve"]
 
 _LANGUAGE = Language(tree_sitter_bash.language())
 _local = threading.local()  # a Parser is not safe to share between threads
@@ -74,6 +74,39 @@ def join_continuations(source: bytes) -> bytes:
             continue
         source = source[:at] + source[at + 2 :]
         start = at
+
+
+def normalize(source: bytes) -> bytes:
+    """`source` with the line continuations joined and a space before a backslash that starts a line.
+
+    tree-sitter-bash glues a line starting with a backslash (``\\rm x``) to the word before
+    the newline; a space there changes no command (only text inside quotes).
+    """
+    return join_continuations(source).replace(b"\n\\", b"\n \\")
+
+
+def misread_words(root: Node) -> list[str]:
+    """Unquoted words holding a blank or an operator: the parser and a shell would disagree on them."""
+    found = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "word" and _has_separator(node_text(node)):
+            found.append(node_text(node))
+        stack.extend(node.children)
+    return found
+
+
+def _has_separator(text: str) -> bool:
+    i = 0
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] in " \t\n;&|<>":
+            return True
+        i += 1
+    return False
 
 
 def _kept(node: Node | None) -> bool:
