@@ -90,11 +90,12 @@ class Rule:
                 pattern, target = re.compile(pattern.pattern, pattern.flags | re.IGNORECASE), text
         groups = [g for g in pattern.groupindex if g.startswith("secret")]
         for match in pattern.finditer(target):
-            start, end = match.span()
             for group in groups:
-                if match.group(group) is not None:
-                    start, end = match.span(group)
+                start, end = match.span(group)
+                if start >= 0:  # the group took part in the match
                     break
+            else:
+                start, end = match.span()
             if end > start:
                 yield start, end
 
@@ -123,10 +124,11 @@ def _key(word: str, tail: str = "", *, alone: bool = True, after: tuple[str, ...
     """
     where = [f"(?<![a-z0-9]{word})"] if alone else []
     where += [f"(?<=(?<![a-z0-9]){first}{sep}{word})" for first in after for sep in ("", "[_-]")]
-    return Rule("password", f"{word}(?:{'|'.join(where)}){tail}{_ASSIGNED}", ignore_case=True)
+    # atomic: once one condition holds, a failure later does not try the others
+    return Rule("password", f"{word}(?>{'|'.join(where)}){tail}{_ASSIGNED}", ignore_case=True)
 
 
-_AWS_PREFIXES = "AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA"
+_AWS_PREFIXES = "KIA|SIA|BIA|CCA|GPA|IDA|IPA|NPA|NVA|PKA|ROA"  # after an A
 
 #: The built-in rules, in priority order (an overlap is named after the first rule).
 #: A kind of secret with several literal beginnings has one rule for each, all of the
@@ -140,7 +142,7 @@ RULES: tuple[Rule, ...] = (
     Rule("openai_key", r"sk-(?<![A-Za-z0-9_-]sk-)[A-Za-z0-9][A-Za-z0-9_-]{19,}+"),
     Rule(
         "aws_access_key",
-        rf"(?:{_AWS_PREFIXES})(?<![A-Za-z0-9][A-Z]{{4}})[A-Z0-9]{{16}}(?![A-Za-z0-9])",
+        rf"A(?<![A-Za-z0-9]A)(?:{_AWS_PREFIXES})[A-Z0-9]{{16}}(?![A-Za-z0-9])",
     ),
     Rule("github_token", r"gh[pousr]_(?<![A-Za-z0-9_]gh._)[A-Za-z0-9]{36,255}+(?![A-Za-z0-9_])"),
     Rule("github_token", r"github_pat_(?<![A-Za-z0-9_]github_pat_)[A-Za-z0-9_]{22,255}+(?![A-Za-z0-9_])"),
@@ -225,7 +227,7 @@ class Redactor:
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("_lowers", "_marker", "replacement", "rules")
+    __slots__ = ("_lowers", "_marker", "_markers", "replacement", "rules")
 
     def __init__(
         self,
@@ -243,6 +245,7 @@ class Redactor:
         before, sep, after = replacement.partition("{name}")
         if not sep or "{" in before + after or not before + after:
             raise ValueError(f"replacement must contain {{name}} once plus some marker text, got {replacement!r}")
+        self._markers = [replacement.format(name=rule.name) for rule in rules]
         self._marker = re.compile(re.escape(before) + r"[A-Za-z0-9_.-]*+" + re.escape(after))
         probe = " ".join(replacement.format(name=rule.name) for rule in rules)
         probe = f"x{probe} {probe}x"
@@ -260,6 +263,24 @@ class Redactor:
 
     def findings(self, text: str) -> list[Finding]:
         """The merged spans to redact in `text`, left to right."""
+        return [Finding(start, end, self.rules[order].name) for start, end, order in self._merged(text)]
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret replaced; the same object when there is none."""
+        merged = self._merged(text)
+        if not merged:
+            return text
+        parts: list[str] = []
+        at = 0
+        for start, end, order in merged:
+            parts.append(text[at:start])
+            parts.append(self._markers[order])
+            at = end
+        parts.append(text[at:])
+        return "".join(parts)
+
+    def _merged(self, text: str) -> list[list[int]]:
+        """The spans to redact, merged: `[start, end, index of the first rule]`, left to right."""
         if not text:
             return []
         lowered = text.lower() if self._lowers else None
@@ -279,21 +300,7 @@ class Redactor:
                 last[2] = min(last[2], order)
             else:
                 merged.append([start, end, order])
-        return [Finding(start, end, self.rules[order].name) for start, end, order in merged]
-
-    def redact(self, text: str) -> str:
-        """`text` with every secret replaced; the same object when there is none."""
-        findings = self.findings(text)
-        if not findings:
-            return text
-        parts: list[str] = []
-        at = 0
-        for finding in findings:
-            parts.append(text[at : finding.start])
-            parts.append(self.replacement.format(name=finding.rule))
-            at = finding.end
-        parts.append(text[at:])
-        return "".join(parts)
+        return merged
 
     __call__ = redact
 
