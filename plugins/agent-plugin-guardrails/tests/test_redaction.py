@@ -319,3 +319,92 @@ def test_text_without_secrets_is_returned_unchanged(text: str) -> None:
 def test_redaction_is_idempotent(text: str) -> None:
     once = REDACTOR(text)
     assert REDACTOR(once) == once
+
+
+#: Near misses of every rule: the prefixes, keys and separators that make a backtracking
+#: rule slow, repeated; a secret is planted between them, after a separator.
+NEAR_MISSES = st.builds(
+    lambda unit, n: unit * n,
+    st.sampled_from(
+        [
+            "a-",
+            "a_",
+            "sk-",
+            "ask-",
+            "Bearer ",
+            "bearer\t",
+            "AKIA",
+            "ghp_",
+            "github_pat_",
+            "xoxb-",
+            "AIza",
+            "sk_live_",
+            "eyJa.",
+            "-----BEGIN ",
+            "-----END PRIVATE KEY-----",
+            "Authorization: Basic ",
+            "x://a:",
+            "password",
+            "password=",
+            'password="',
+            "DB_PASSWORD_",
+            "api_key_",
+            "token ",
+            " \t",
+            "\n",
+            "A1b2C3d4+/",
+            "[REDACTED:x]",
+        ]
+    ),
+    st.integers(1, 60),
+)
+SEPARATORS = st.sampled_from([" ", "\n", " \t ", ", ", "; "])
+
+
+@given(st.lists(st.tuples(NEAR_MISSES, SEPARATORS, SECRETS.map("".join), SEPARATORS), min_size=1, max_size=4))
+def test_a_secret_planted_among_near_misses_never_survives_and_redaction_is_idempotent(parts: list[Any]) -> None:
+    text = "".join(f"{near}{sep}{secret}{sep2}" for near, sep, secret, sep2 in parts) + "end"
+    once = REDACTOR(text)
+    for _, _, secret, _ in parts:
+        hidden = secret.split("\n")[1] if secret.startswith("-----BEGIN") else secret  # a key block's body
+        for piece in (hidden, *SECRET_VALUE.findall(secret)):
+            if len(piece) >= 8:
+                assert piece not in once
+    assert REDACTOR(once) == once
+
+
+#: The value of a planted ``key=value``, ``https://user:value@`` or ``Bearer value``.
+SECRET_VALUE = re.compile(r"(?:[=:] ?\"?|Bearer |bearer |Basic )([^\s\"@]{8,})")
+
+
+@given(
+    st.recursive(
+        st.one_of(FILLER, SECRETS.map("".join)),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3),
+            st.dictionaries(st.one_of(FILLER, SECRETS.map("".join)), inner, max_size=3),
+        ),
+        max_leaves=8,
+    )
+)
+def test_no_secret_survives_in_keys_or_values_of_a_structure(value: Any) -> None:
+    secrets = [s for s in _strings(value) if REDACTOR.contains_secret(s)]
+    once = redact_structure(value, REDACTOR)
+    flat = repr(once)
+    for text in secrets:
+        for finding in REDACTOR.findings(text):
+            piece = text[finding.start : finding.end]
+            if len(piece) >= 8:
+                assert piece not in flat
+    assert redact_structure(once, REDACTOR) is once
+    assert len(_strings(once)) == len(_strings(value))  # no key lost
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
