@@ -58,7 +58,12 @@ def build_agent(args: argparse.Namespace) -> Agent | None:
         if not isinstance(made, Agent):
             if not callable(made):
                 raise ConfigError(f"--agent {args.agent!r} is neither an Agent nor a callable returning one")
-            made = made()
+            try:
+                made = made()
+            except (ConfigError, AgentError):
+                raise
+            except Exception as exc:
+                raise ConfigError(f"--agent {args.agent}: the factory raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(made, Agent):
             raise ConfigError(f"--agent {args.agent!r} returned {type(made).__name__}, not an Agent")
         return made
