@@ -23,7 +23,7 @@ from tree_sitter import Node
 from agent_kernel import RunState, ToolCall
 
 from ._decision import Action, Decision, _action, _globs, _matches_tool, allow, ask, deny
-from ._shell import Word, heredoc_script, literal, misread_words, node_text, normalize, parse, resolve
+from ._shell import TooComplex, Word, heredoc_script, literal, misread_words, node_text, normalize, parse, resolve
 
 __all__ = ["Classification", "ExecPolicy", "ExecRule", "Mode", "exec_policy"]
 
@@ -415,8 +415,8 @@ class _Classifier:
             if misread:
                 verdicts.append(_ask(f"the words of the command cannot be told apart reliably ({misread[0]!r})"))
             verdicts.extend(self.statement(root, False, depth))
-        except RecursionError:
-            return _ask("the command is nested too deeply to check")
+        except (RecursionError, TooComplex) as exc:
+            return _ask(f"the command is too complex to check ({exc})")
         return _combine(verdicts)
 
     def statement(self, node: Node, untrusted: bool, depth: int, stdin: str | None = None) -> Iterator[Verdict]:

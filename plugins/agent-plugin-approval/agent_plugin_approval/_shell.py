@@ -11,12 +11,27 @@ from typing import NamedTuple
 import tree_sitter_bash
 from tree_sitter import Language, Node, Parser, Tree
 
-__all__ = ["Word", "heredoc_script", "literal", "misread_words", "node_text", "normalize", "parse", "resolve"]
+__all__ = [
+    "TooComplex",
+    "Word",
+    "heredoc_script",
+    "literal",
+    "misread_words",
+    "node_text",
+    "normalize",
+    "parse",
+    "resolve",
+]
 
 _LANGUAGE = Language(tree_sitter_bash.language())
 _local = threading.local()  # a Parser is not safe to share between threads
 #: Nodes inside which a backslash-newline is kept as written (bash does not join lines there).
 _VERBATIM = frozenset({"raw_string", "comment", "ansi_c_string"})
+_MAX_CONTINUATIONS = 200  # each is a parse of the whole text
+
+
+class TooComplex(Exception):
+    """The text is too large or too nested to check."""
 
 
 class Word(NamedTuple):
@@ -58,7 +73,7 @@ def join_continuations(source: bytes) -> bytes:
     single quotes, comments and quoted here-documents the pair stays (bash keeps it there).
     """
     start = 0
-    while True:
+    for _ in range(_MAX_CONTINUATIONS):
         at = source.find(b"\\\n", start)
         if at < 0:
             return source
@@ -74,6 +89,7 @@ def join_continuations(source: bytes) -> bytes:
             continue
         source = source[:at] + source[at + 2 :]
         start = at
+    raise TooComplex(f"more than {_MAX_CONTINUATIONS} line continuations")
 
 
 def normalize(source: bytes) -> bytes:

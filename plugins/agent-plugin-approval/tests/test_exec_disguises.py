@@ -169,12 +169,30 @@ DISGUISES = [
     ("(ls", ASKED),
     ('echo "unterminated $(rm x)', EITHER),
     ("ls; (rm x", EITHER),
+    ("(" * 400 + "rm x" + ")" * 400, EITHER),  # too deep for Python's stack: asked about
+    ("echo \\\n" * 300 + "rm x", EITHER),  # too many continuations to re-read: asked about
+    # more quoting, comments and argv lists
+    ('r""m x', DENIED),
+    ("r''m x", DENIED),
+    ("\\/bin\\/rm x", DENIED),
+    ("/bin//rm x", DENIED),
+    ("ls a#b; rm x", DENIED),
+    ("$(rm x)", DENIED),  # the name is unknown (ask), but the substitution is resolvable: deny wins
+    ("sudo -u root -- bash -c 'rm x'", DENIED),
+    ("coproc NAME { rm x; }", DENIED),
+    ("time rm x | ls", DENIED),
+    (["bash", "-c", "ls; rm x"], DENIED),
+    (["sudo", "-u", "x", "rm"], DENIED),
+    (["env", "-S", "rm x"], DENIED),
+    (["find", ".", "-exec", "rm", "{}", ";"], DENIED),
+    (["bash", "-c", "$X"], ASKED),
+    (["sh"], ASKED),
 ]
 
 
 def test_the_table_is_large_enough():
     assert len(DISGUISES) >= 25
-    assert len({command for command, _ in DISGUISES}) == len(DISGUISES)
+    assert len({repr(command) for command, _ in DISGUISES}) == len(DISGUISES)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -280,7 +298,9 @@ def simple_commands(draw, scripts):
     text, levels = draw(scripts)
     if kind == "wrapper":
         inner, inner_levels = draw(st.deferred(lambda: simple_commands(scripts)) | st.sampled_from(CORES).map(_flat))
-        return f"{draw(WRAPPER_PREFIXES)} {inner}", inner_levels
+        # xargs takes a here-string as its own input: the shell after it reads none.
+        prefixes = WRAPPER_PREFIXES.filter(lambda p: not p.startswith("xargs")) if "<<<" in inner else WRAPPER_PREFIXES
+        return f"{draw(prefixes)} {inner}", inner_levels
     if kind == "shell":
         shell = draw(st.sampled_from(["bash", "sh", "/bin/bash", "zsh", "dash"]))
         flags = " ".join(draw(SHELL_FLAGS))
