@@ -32,6 +32,9 @@ class Settings:
     headers: dict[str, str] = Factory(dict)
     stream: bool = True
     stream_usage: bool = True
+    #: The tool choice sent instead of the kernel's default "auto": "none",
+    #: "required" or a tool name (see `OpenAIExecutor`).
+    tool_choice: str | None = None
 
     def plugin(self) -> OpenAI:
         """The configured `OpenAI` plugin (the key read from `api_key_env` now)."""
@@ -44,6 +47,7 @@ class Settings:
             headers=self.headers,
             stream=self.stream,
             stream_usage=self.stream_usage,
+            tool_choice=self.tool_choice,
         )
 
 

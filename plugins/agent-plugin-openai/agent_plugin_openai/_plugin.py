@@ -31,7 +31,8 @@ class OpenAI:
         name: the plugin name (default ``openai-config``, or
             ``openai-config[<prefix>]`` for another prefix).
         **options: passed on to every `OpenAIExecutor` (``timeout``, ``settings``,
-            ``headers``, ``stream``, ``stream_usage``, ``transport``, ``client``).
+            ``headers``, ``stream``, ``stream_usage``, ``tool_choice``, ``transport``,
+            ``client``).
 
     Executors are made on first use of a model string and kept; `aclose` closes
     their connection pools.
@@ -49,6 +50,7 @@ class OpenAI:
         headers: Mapping[str, str] | None = None,
         stream: bool = True,
         stream_usage: bool = True,
+        tool_choice: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -62,6 +64,7 @@ class OpenAI:
             "headers": headers,
             "stream": stream,
             "stream_usage": stream_usage,
+            "tool_choice": tool_choice,
             "transport": transport,
             "client": client,
         }

@@ -11,12 +11,15 @@ goes back and is accepted, and a cancelled stream leaves the server usable.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import anyio
 import httpx
+import pytest
 
-from agent_kernel import Agent, events, hookimpl, patches
+from agent_kernel import Agent, Usage, events, hookimpl, patches
+from agent_kernel.config import load_config
 from agent_plugin_openai import OpenAI
 
 # A prompt Gemma 270M answers with some text nearly always (it mostly echoes it).
@@ -124,6 +127,101 @@ async def test_forced_tool_call_runs_and_its_result_goes_back(llama_base_url: st
     assert assistant["tool_calls"][0]["id"] == call.id
     assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == arguments
     assert tool == {"role": "tool", "tool_call_id": call.id, "content": messages[2].content}
+
+
+class NoneAfterTool:
+    """The kernel's default ("auto") until a tool result is in the conversation, then "none"."""
+
+    name = "none-after-tool"
+
+    @hookimpl
+    def agent_before_inference(self, ctx: Any) -> list[patches.Patch] | None:
+        return [patches.ToolChoice("none")] if any(m.role == "tool" for m in ctx.state.messages) else None
+
+
+async def test_auto_tool_choice_falls_back_to_plain_requests_and_remembers(
+    llama_base_url: str, add_tool: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # llama-cpp-python's server cannot stream a call it chose itself ("auto"): it ends
+    # the stream at once. Gemma 270M nearly always chooses the tool for this prompt;
+    # three text answers in a row would be news.
+    caplog.set_level(logging.WARNING, logger="agent_plugin_openai")
+    for _ in range(3):
+        transport = Recording()
+        plugin = OpenAI(llama_base_url, transport=transport, settings={"max_tokens": 32, "temperature": 0})
+        agent = Agent(model="openai:gemma", plugins=[plugin, add_tool.plugin, NoneAfterTool()], autoload=False)
+        try:
+            outcome = await agent.run("What is 2+3? Use the add tool.", timeout=300)
+        finally:
+            await plugin.aclose()
+        assert outcome.reason == "completed", outcome.error.message
+        if plugin.executor("gemma").streams_tools is False:
+            break
+        assert all(body["stream"] for body in transport.bodies)  # it streamed fine: no fallback
+    else:
+        pytest.fail("the server streamed all three 'auto' answers: the fallback was never needed")
+    # (A request sent again on a new connection, after the server dropped the old one, counts once.)
+    bodies = [b for i, b in enumerate(transport.bodies) if i == 0 or b != transport.bodies[i - 1]]
+    first, again, *later = bodies
+    assert first["stream"] and first["tool_choice"] == "auto"
+    assert "stream" not in again and {**again, "stream": True, "stream_options": first["stream_options"]} == first
+    assert later and not any(body.get("stream") for body in later)  # remembered for this server
+    (warning,) = [r.getMessage() for r in caplog.records if "sent again without streaming" in r.getMessage()]
+    assert "before its first chunk" in warning and llama_base_url in warning
+    if add_tool.calls:  # the plain answer called the tool: its result went back
+        assert [m.role for m in outcome.state.messages][:3] == ["user", "assistant", "tool"]
+        assert later[0]["tool_choice"] == "none"
+
+
+async def test_tool_choice_from_agent_toml_forces_the_tool(llama_base_url: str, add_tool: Any, tmp_path: Any) -> None:
+    toml = f'[agent]\nmodel = "openai:gemma"\nautoload = false\n[plugins.openai]\nbase_url = "{llama_base_url}"\n'
+    toml += 'tool_choice = "add"\nsettings = { max_tokens = 48, temperature = 0 }\n'
+    (tmp_path / "agent.toml").write_text(toml)
+    config = load_config(tmp_path / "agent.toml", env={}, user=False)
+    transport = Recording()
+    (plugin,) = config.plugin_objects()
+    plugin.options["transport"] = transport  # the same plugin, recording what it sends
+    agent = Agent(model=config.agent.model, plugins=[plugin, add_tool.plugin, NoneAfterTool()], autoload=False)
+    try:
+        outcome = await agent.run("What is 2+3? Use the add tool.", timeout=300)
+    finally:
+        await plugin.aclose()
+    assert outcome.reason == "completed", outcome.error
+    first, second = transport.bodies
+    assert first["tool_choice"] == {"type": "function", "function": {"name": "add"}} and first["stream"]
+    assert second["tool_choice"] == "none"
+    (arguments,) = add_tool.calls
+    assert set(arguments) == {"a", "b"}
+
+
+async def test_streamed_usage_is_asked_for_and_its_absence_is_said(
+    llama_base_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="agent_plugin_openai")
+    transport = Recording()
+    plugin = OpenAI(llama_base_url, transport=transport, settings={"max_tokens": 8, "temperature": 0})
+    agent = Agent(model="openai:gemma", plugins=[plugin], autoload=False)
+    try:
+        outcome = await agent.run(STORY, timeout=300)
+        plain = OpenAI(llama_base_url, stream=False, settings={"max_tokens": 8, "temperature": 0})
+        unstreamed = await Agent(model="openai:gemma", plugins=[plain], autoload=False).run(STORY, timeout=300)
+        await plain.aclose()
+    finally:
+        await plugin.aclose()
+    assert outcome.reason == "completed" and unstreamed.reason == "completed"
+    (body,) = transport.bodies
+    assert body["stream"] and body["stream_options"] == {"include_usage": True}
+    executor = plugin.executor("gemma")
+    warnings = [r.getMessage() for r in caplog.records if "no token usage" in r.getMessage()]
+    if executor.usage_reported:  # the server sent its usage chunk: it is read
+        assert outcome.usage.input_tokens > 0 and outcome.usage.output_tokens > 0 and not warnings
+    else:  # llama-cpp-python 0.3 ignores stream_options: said once, counted as 0 tokens
+        assert executor.usage_reported is False
+        assert outcome.usage == Usage(0, 0, 1)
+        (warning,) = warnings
+        assert "include_usage" in warning and "unknown" in warning
+    # Unstreamed answers carry usage.
+    assert unstreamed.usage.input_tokens > 0 and 0 < unstreamed.usage.output_tokens <= 8
 
 
 async def test_cancelling_mid_stream_leaves_the_server_usable(llama_base_url: str, add_tool: Any) -> None:
