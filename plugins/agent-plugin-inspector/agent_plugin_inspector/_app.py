@@ -43,6 +43,7 @@ _log = logging.getLogger("agent_plugin_inspector")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 PAGE_STEPS = 50  # steps per timeline page
 LIVE_ENTRIES = 2000  # at most this many entries per live fragment
+INBOX_SIZE = 100  # requests shown in the inbox (the most recently suspended runs first)
 _CSRF_COOKIE = "inspector_csrf"
 _TOKEN_COOKIE = "inspector_session"
 _FINAL = ("completed", "stopped")
@@ -294,8 +295,10 @@ class Inspector:
         fresh = len(csrf) != 43
         if fresh:
             csrf = secrets.token_urlsafe(32)
-        try:
-            inbox_count = len(await self.source.pending(limit=100))
+        counts = context.pop("all_counts", None)
+        try:  # the badge counts suspended runs: one GROUP BY, not a scan of their entries
+            counts = counts if counts is not None else await self.source.status_counts()
+            inbox_count = counts.get("suspended", 0)
         except AgentError:
             inbox_count = 0
         flash = context.pop("flash", None)
@@ -426,6 +429,7 @@ class Inspector:
             request,
             "runs.html",
             section="runs",
+            all_counts=None if thread else counts,
             page=page,
             counts=counts,
             total_all=sum(counts.values()),
@@ -500,8 +504,17 @@ class Inspector:
         return JSONResponse({"rows": rows_html, "last": last, "status": run.status, "summary": summary})
 
     async def inbox(self, request: Request) -> Response:
-        pending = self.redact_pending(await self.source.pending(limit=500))
-        return await self.render(request, "inbox.html", section="inbox", pending=pending)
+        pending = self.redact_pending(await self.source.pending(limit=INBOX_SIZE))
+        counts = await self.source.status_counts()
+        return await self.render(
+            request,
+            "inbox.html",
+            section="inbox",
+            pending=pending,
+            waiting_runs=counts.get("suspended", 0),
+            all_counts=counts,
+            inbox_size=INBOX_SIZE,
+        )
 
     async def decide(self, request: Request) -> Response:
         fields, refused = await self.check_post(request)

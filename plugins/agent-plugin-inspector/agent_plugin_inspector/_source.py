@@ -501,16 +501,19 @@ class SqliteSource:
                 ).fetchall()
             else:
                 runs = conn.execute("SELECT id, updated FROM runs WHERE id = ?", (run_id,)).fetchall()
+            by_run: dict[str, list[RawEntry]] = {rid: [] for rid, _ in runs}
+            for start in range(0, len(runs), 500):  # one query per 500 runs (SQLite's variable limit)
+                ids = [rid for rid, _ in runs[start : start + 500]]
+                for rid, s, a, k, d in conn.execute(
+                    "SELECT run_id, seq, attempt, kind, data FROM entries"
+                    f" WHERE run_id IN ({','.join('?' * len(ids))}) AND (kind IN ('Inferred', 'Waiting', 'Decided')"
+                    " OR (kind = 'Committed' AND data LIKE '%\"Suspend\"%')) ORDER BY run_id, seq",
+                    ids,
+                ):
+                    by_run[rid].append(RawEntry(s, a, k, self._json(d, rid, s)))
             out: list[PendingRequest] = []
             for rid, updated in runs:
-                rows = conn.execute(
-                    "SELECT seq, attempt, kind, data FROM entries WHERE run_id = ? AND (kind IN"
-                    " ('Inferred', 'Waiting', 'Decided') OR (kind = 'Committed' AND data LIKE '%\"Suspend\"%'))"
-                    " ORDER BY seq",
-                    (rid,),
-                ).fetchall()
-                raw = [RawEntry(s, a, k, self._json(d, rid, s)) for s, a, k, d in rows]
-                out.extend(pending_requests(rid, updated, raw))
+                out.extend(pending_requests(rid, updated, by_run[rid]))
             return out[:limit]
 
         return await self._read(op)
