@@ -249,7 +249,9 @@ def test_ctrl_c_cancels_the_run_which_another_process_resumes(project: Path) -> 
     out, err = process.communicate(timeout=30)
     assert process.returncode == EXIT["cancelled"] == 5, err
     last = json.loads(out.splitlines()[-1])
-    assert last == {"type": "Interrupted", "run_id": "c", "reason": "cancelled"}
+    assert last["type"] == "Outcome", "the JSON stream ends with its outcome, an interrupted one too"
+    assert (last["run_id"], last["reason"], last["resume"]) == ("c", "cancelled", "agent-kernel resume c")
+    assert last["error"]["type"] == "KeyboardInterrupt"
 
     resumed = cli(project, "resume", "c", "--json", SLOW_SECONDS="0")
     assert resumed.returncode == EXIT["completed"], resumed.stderr
@@ -347,8 +349,11 @@ def test_plugins_lists_the_installed_plugins_and_plugin_commands_are_added(capsy
     rows = json.loads(capsys.readouterr().out)
     assert "sqlite" in {row["name"] for row in rows}
     with pytest.raises(SystemExit):
-        main(["--help"])
-    assert "sqlite" in capsys.readouterr().out
+        main(["--help"])  # fast: the plugins are not loaded for it
+    assert "installed plugins add more commands" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["sqlite", "--help"])  # a command that is not built in loads them
+    assert "usage: agent-kernel sqlite" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------- rich and plain output

@@ -164,7 +164,8 @@ def test_merge_keeps_for_each_leaf_the_last_layer_that_set_it(layers: list[dict[
         ),
         (
             "[agent]\nmodle = 'x'",
-            "agent.toml: agent.modle: unknown key (expected one of: model, instructions, plugins, block, autoload, settings)",
+            "agent.toml: agent.modle: unknown key (expected one of: model, instructions, plugins, block, autoload, settings, "
+            "max_steps, thread)",
         ),
         ("[agent]\nautoload = 'yes'", 'agent.toml: agent.autoload: expected true or false, got "yes"'),
         ("agent = 3", "agent.toml: agent: expected a table, got 3"),

@@ -21,13 +21,13 @@ import anyio.abc
 import attrs
 
 from . import events as ev
-from ._agent import Agent
-from ._console import Console, EventPrinter, call_text, json_line
+from ._agent import DEFAULT_MAX_STEPS, Agent
+from ._console import Console, EventPrinter, Spinner, call_text, json_line
 from ._outcome import Outcome
 from ._plugins import impl_owners, load_plugins
 from ._registry import CommandRegistrar
 from ._state import ApprovalRequest, Approve, Decision, Deny
-from .config import Config, ConfigError, import_object, load_config, parse_assignment, to_toml
+from .config import Config, ConfigError, _where, import_object, load_config, parse_assignment, redact_headers, to_toml
 from .errors import AgentError
 from .journal import MemoryJournal
 
@@ -56,10 +56,14 @@ def _config(args: argparse.Namespace) -> Config:
         ("model", "agent.model"),
         ("instructions", "agent.instructions"),
         ("journal", "plugins.sqlite.path"),
+        ("thread", "agent.thread"),
     ):
         value = getattr(args, option, None)
         if value is not None:
             overrides[key] = value
+    max_steps = getattr(args, "max_steps", None)
+    if max_steps is not None:
+        overrides["agent.max_steps"] = int(max_steps) if max_steps.strip().isdigit() else max_steps
     config = load_config(args.config, overrides=overrides, user=not args.no_user_config)
     if args.block:
         config = attrs.evolve(config, agent=attrs.evolve(config.agent, block=(*config.agent.block, *args.block)))
@@ -75,19 +79,52 @@ def _agent(args: argparse.Namespace) -> Agent:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    config = _config(args)
-    agent = config.make_agent()  # builds every plugin: their own checks run too
+    try:
+        config = _config(args)
+        agent = config.make_agent()  # builds every plugin: their own checks run too
+        model = config.agent.model
+        problem = agent.unknown_model(model) if model else None
+        if problem is not None:
+            raise ConfigError(f"{_where(config.origins, ('agent', 'model'))}: {problem}")
+    except AgentError as exc:
+        if not args.json:
+            raise
+        kind = "configuration" if isinstance(exc, ConfigError) else type(exc).__name__
+        print(json.dumps({"ok": False, "error": kind, "problems": str(exc).splitlines()}, indent=2))
+        return USAGE
     secrets = config.secret_variables()
+    shown = redact_headers(config.as_dict())  # a header value may carry a credential: never printed
     if args.json:
-        data = {"files": list(config.files), "plugins": sorted(agent.plugins), "secrets": secrets}
-        print(json.dumps({**data, "config": config.as_dict()}, indent=2))
+        data = {"ok": True, "files": list(config.files), "plugins": sorted(agent.plugins), "secrets": secrets}
+        print(json.dumps({**data, "config": shown}, indent=2))
         return 0
     print(f"# files read: {', '.join(config.files) or 'none'}")
     print(f"# plugins loaded: {', '.join(sorted(agent.plugins)) or 'none'}")
     for name, is_set in secrets.items():
         print(f"# ${name}: {'set' if is_set else 'NOT SET'}")
-    print(to_toml(config.as_dict()), end="")
+    print(to_toml(shown), end="")
     return 0
+
+
+def resume_command(args: argparse.Namespace, run_id: str) -> str:
+    """The shell command that resumes `run_id` with the configuration this command used."""
+    words = ["agent-kernel", "resume", run_id]
+    if args.config is not None:
+        words += ["-c", args.config]
+    if args.no_user_config:
+        words.append("--no-user-config")
+    for flag, values in (("--set", args.set), ("--block", args.block), ("-p", args.plugin)):
+        for value in values:
+            words += [flag, value]
+    for flag, value in (
+        ("-m", args.model),
+        ("--journal", args.journal),
+        ("--max-steps", args.max_steps),
+        ("--thread", args.thread),
+    ):
+        if value is not None:
+            words += [flag, value]
+    return shlex.join(words)
 
 
 # ---------------------------------------------------------------------- run and resume
@@ -101,6 +138,8 @@ class _Session:
         self.args = args
         self.printer = EventPrinter(Console(sys.stdout), Console(sys.stderr), indent="")
         self.interactive = not args.json and not args.no_input and sys.stdin.isatty()
+        # "waiting for <model>…" until the answer starts: on a terminal only, never in --json
+        self.spinner = Spinner(sys.stderr) if not args.json and sys.stderr.isatty() else None
 
     async def stream(self, **kwargs: Any) -> Outcome | None:
         """Run one invocation; None when Ctrl-C cancelled it (it is journaled as cancelled)."""
@@ -117,18 +156,28 @@ class _Session:
                         tg.cancel_scope.cancel()
 
             await tg.start(on_sigint)
-            async with self.agent.stream(**kwargs) as events:
-                async for event in events:
-                    self.show(event)
-            outcome = events.outcome
+            if self.spinner is not None:
+                tg.start_soon(self.spinner.animate)
+            try:
+                async with self.agent.stream(**kwargs) as events:
+                    async for event in events:
+                        self.show(event)
+                outcome = events.outcome
+            finally:
+                if self.spinner is not None:
+                    self.spinner.clear()
             tg.cancel_scope.cancel()
         return None if interrupted else outcome
 
     def show(self, event: ev.Event) -> None:
         if self.args.json:
             print(json_line(type(event).__name__, self.agent.converter.unstructure(event)), flush=True)
-        else:
-            self.printer.show(event)
+            return
+        if self.spinner is not None:
+            self.spinner.clear()
+            if isinstance(event, ev.InferenceStarted) and not self.printer.mid_line:
+                self.spinner.show(f"waiting for {event.model}…")
+        self.printer.show(event)
 
     def ask(self, request: ApprovalRequest) -> Decision:
         """Ask the operator about one pending request on the terminal."""
@@ -151,19 +200,24 @@ class _Session:
 
     def report(self, run_id: str, outcome: Outcome | None) -> int:
         self.printer.end_text()
-        resume = f"agent-kernel resume {run_id}" + "".join(
-            f" {flag} {shlex.quote(value)}"
-            for flag, value in (("--config", self.args.config), ("--journal", self.args.journal))
-            if value is not None
-        )
+        resume = resume_command(self.args, run_id)
         if outcome is None:
             if self.args.json:
-                print(json_line("Interrupted", {"run_id": run_id, "reason": "cancelled"}), flush=True)
+                # the stream always ends with its outcome, an interrupted one too
+                cancelled: dict[str, Any] = {
+                    "run_id": run_id,
+                    "reason": "cancelled",
+                    "output": "",
+                    "pending": [],
+                    "stop": None,
+                }
+                interrupted = {"message": "interrupted (Ctrl-C)", "plugin": "", "hook": "", "type": "KeyboardInterrupt"}
+                print(json_line("Outcome", {**cancelled, "error": interrupted, "resume": resume}), flush=True)
             else:
                 self.printer.status(f"[cancelled] run {run_id}: interrupted; continue with: {resume}", "yellow")
             return EXIT["cancelled"]
         if self.args.json:
-            data = {
+            data: dict[str, Any] = {
                 "run_id": outcome.run_id,
                 "reason": outcome.reason,
                 "output": outcome.output,
@@ -171,6 +225,8 @@ class _Session:
                 "stop": attrs.asdict(outcome.stop) if outcome.stop else None,
                 "error": attrs.asdict(outcome.error) if outcome.error else None,
             }
+            if outcome.reason in ("cancelled", "error", "suspended"):
+                data["resume"] = resume
             print(json_line("Outcome", data), flush=True)
             return EXIT[outcome.reason]
         line = f"[{outcome.reason}] run {outcome.run_id}"
@@ -190,15 +246,17 @@ class _Session:
         for request in outcome.pending:
             self.printer.status(f"  pending {request.id}: {call_text(request.tool, request.call.arguments)}")
         if outcome.pending:
-            first = outcome.pending[0].id
+            first = shlex.quote(outcome.pending[0].id)
             self.printer.status(f"  approve with: {resume} --approve {first}")
             self.printer.status(f"  or deny with: {resume} --deny {first} --reason '...'")
-            if isinstance(self.agent.journal, MemoryJournal):
-                self.printer.status(
-                    "  note: the journal is in memory, so this run ends with the process; "
-                    "use --journal runs.db or [plugins.sqlite] path to resume it later",
-                    "dim",
-                )
+        elif outcome.reason in ("error", "cancelled"):
+            self.printer.status(f"  continue with: {resume}")
+        if outcome.reason in ("error", "cancelled", "suspended") and isinstance(self.agent.journal, MemoryJournal):
+            self.printer.status(
+                "  note: the journal is in memory, so this run ends with the process; "
+                "use --journal runs.db or [plugins.sqlite] path to resume it later",
+                "dim",
+            )
         return EXIT[outcome.reason]
 
 
@@ -234,7 +292,20 @@ def _config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--journal", metavar="PATH", help="keep runs in this SQLite file (plugins.sqlite.path)")
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, CommandRegistrar]:
+BUILTIN_COMMANDS = frozenset({"plugins", "run", "resume", "config", "demo"})
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in `argv` (its first word that is not an option), if any."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(*, plugin_commands: bool = True) -> tuple[argparse.ArgumentParser, CommandRegistrar]:
+    """The ``agent-kernel`` parser; with `plugin_commands`, the installed plugins' commands too.
+
+    Loading the plugins imports every installed plugin, so `main` does it only for a
+    command that is not built in (``agent-kernel --help`` and ``run --help`` stay fast).
+    """
     parser = argparse.ArgumentParser(
         prog="agent-kernel",
         description="A plugin-first micro-kernel for LLM agent loops.",
@@ -254,6 +325,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, CommandRegistrar]:
         p.add_argument("--plugin", "-p", action="append", default=[], metavar="MODULE[:ATTR]", help="add a plugin")
         p.add_argument("--json", action="store_true", help="print events as JSON lines, then the outcome")
         p.add_argument("--no-input", action="store_true", help="never ask for approval: leave the run suspended")
+        p.add_argument(
+            "--max-steps",
+            metavar="N",
+            help=f"the most steps of the run (agent.max_steps, default {DEFAULT_MAX_STEPS}); 0 or none: no limit",
+        )
+        p.add_argument(
+            "--thread",
+            metavar="NAME",
+            help="continue this thread of the memory plugin, created if new (agent.thread; needs --journal)",
+        )
         if name == "run":
             p.add_argument("prompt")
             p.add_argument("--run-id", help="the run's id (default: a new one)")
@@ -276,6 +357,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, CommandRegistrar]:
     p.add_argument("--fast", action="store_true", help="no pauses between the steps")
     p.set_defaults(func=cmd_demo)
 
+    if not plugin_commands:
+        parser.epilog = f"{parser.epilog}; installed plugins add more commands (e.g. threads, jobs)"
+        return parser, CommandRegistrar({})
     pm, _ = load_plugins(autoload=True)
     registrar = CommandRegistrar(impl_owners(pm))
     pm.hook.agent_register_commands(commands=registrar)
@@ -304,8 +388,10 @@ def _exit_code(exc: BaseException) -> int | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        parser, _ = build_parser()
+        command = _command_of(argv)
+        parser, _ = build_parser(plugin_commands=command is not None and command not in BUILTIN_COMMANDS)
         args = parser.parse_args(argv)
         return int(args.func(args))
     except (AgentError, KeyboardInterrupt, BaseExceptionGroup) as exc:

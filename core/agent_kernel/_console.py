@@ -111,6 +111,49 @@ class EventPrinter:
             self.status(f"── RunEnd: {event.reason}", "dim")
 
 
+class Spinner:
+    """A one-line sign of life on a terminal (``⠋ waiting for openai:gpt-4o-mini…``), erased by `clear`.
+
+    The CLI shows it while a request waits for its first token or event, on stderr,
+    only when stderr is a terminal.
+    """
+
+    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+    def __init__(self, file: TextIO, *, interval: float = 0.1) -> None:
+        self.file = file
+        self.interval = interval
+        self.text: str | None = None
+        self.frame = 0
+
+    def show(self, text: str) -> None:
+        """Show `text` after a turning wheel, until `clear`."""
+        self.text = text
+        self.frame = 0
+        self._draw()
+
+    def _draw(self) -> None:
+        self.file.write(f"\r{self.FRAMES[self.frame % len(self.FRAMES)]} {self.text}")
+        self.file.flush()
+
+    def clear(self) -> None:
+        """Erase the line, if one is shown (carriage return, then erase to the end of the line)."""
+        if self.text is not None:
+            self.text = None
+            self.file.write("\r\x1b[K")
+            self.file.flush()
+
+    async def animate(self) -> None:
+        """Turn the wheel until cancelled."""
+        import anyio
+
+        while True:
+            await anyio.sleep(self.interval)
+            if self.text is not None:
+                self.frame += 1
+                self._draw()
+
+
 def json_line(kind: str, data: Any) -> str:
     """One JSON line ``{"type": kind, ...data}`` (non-ASCII kept, no spaces)."""
     return json.dumps({"type": kind, **data}, ensure_ascii=False, separators=(",", ":"), default=str)

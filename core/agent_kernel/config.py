@@ -23,6 +23,7 @@ import importlib
 import json
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from attrs import Factory, field, fields, frozen, has
 
+from ._agent import DEFAULT_MAX_STEPS
 from ._plugins import GROUP
 from .errors import AgentError, ConfigurationError
 
@@ -40,7 +42,17 @@ if TYPE_CHECKING:
 
 ENV_PREFIX = "AGENT_KERNEL__"
 PROJECT_FILE = "agent.toml"
-SECRET_KEY = re.compile(r"(^|_)(api_?key|token|password|passwd|secret)$", re.IGNORECASE)
+#: Keys that name a secret: ``api_key``, ``password``, ``client_secret``, ``token`` and the
+#: kinds of token that are credentials (``auth_token``, ``access_token``...). Other
+#: ``*_token`` keys are settings, not secrets: ``chars_per_token``, ``eos_token``.
+SECRET_KEY = re.compile(
+    r"(^|[_-])(api[_-]?key|apikey|password|passwd|secret|private[_-]?key)$"
+    r"|^((auth|access|refresh|bearer|api|session|id|oauth|bot|personal[_-]access|github|gh|hf|slack)[_-])?token$",
+    re.IGNORECASE,
+)
+#: Header names whose values are credentials (compared case-insensitively).
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-auth-token"})
+_SECRET_VALUE = re.compile(r"^\s*(bearer|basic|token)\s+\S|^\s*(sk|pk|rk|ghp|gho|ghs|hf|xox[abp])[-_]\S{8,}", re.I)
 
 KeyPath = tuple[str | int, ...]
 
@@ -64,6 +76,10 @@ class AgentSettings:
         block: names of installed plugins to skip.
         autoload: load the installed plugins (entry points).
         settings: provider settings sent with every request (``temperature``...).
+        max_steps: the most steps of a run (``Agent(max_steps=...)``, default 50); 0 or
+            ``"none"`` removes the limit.
+        thread: continue this thread of the memory plugin (its id or name; created when
+            there is none): the same as ``[plugins.memory] thread``.
     """
 
     model: str | None = None
@@ -72,6 +88,8 @@ class AgentSettings:
     block: tuple[str, ...] = ()
     autoload: bool = True
     settings: dict[str, Any] = Factory(dict)
+    max_steps: int = DEFAULT_MAX_STEPS
+    thread: str | None = None
 
 
 @frozen
@@ -122,6 +140,7 @@ class Config:
             block=self.agent.block,
             instructions=self.agent.instructions,
             settings=self.agent.settings,
+            max_steps=self.agent.max_steps or None,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -421,27 +440,75 @@ def _secret(key: str) -> bool:
     return bool(SECRET_KEY.search(key))
 
 
-def _secret_paths(value: Any, path: KeyPath) -> list[KeyPath]:
+def _secret_header(name: str, value: Any) -> bool:
+    """A header whose value is a credential: by its name, or by the value's look (``Bearer ...``, ``sk-...``)."""
+    name = name.lower()
+    return (
+        name in SECRET_HEADERS
+        or _secret(name.replace("-", "_"))
+        or (isinstance(value, str) and bool(_SECRET_VALUE.search(value)))
+    )
+
+
+def _secret_paths(value: Any, path: KeyPath) -> list[tuple[KeyPath, str]]:
     if not isinstance(value, dict):
         return []
-    out: list[KeyPath] = []
+    out: list[tuple[KeyPath, str]] = []
     for key, sub in value.items():
-        out += [(*path, key)] if _secret(key) else _secret_paths(sub, (*path, key))
+        here = (*path, key)
+        if _secret(key):
+            out.append((here, _SECRET_PROBLEM))
+        elif key == "headers" and isinstance(sub, dict):
+            out += [((*here, name), _SECRET_HEADER_PROBLEM) for name, v in sub.items() if _secret_header(name, v)]
+        else:
+            out += _secret_paths(sub, here)
     return out
+
+
+_SECRET_PROBLEM = "secrets are never read from configuration: set an environment variable and name it in a *_env key"
+_SECRET_HEADER_PROBLEM = (
+    "a credential in a header value is a secret, never read from configuration: set an environment "
+    "variable and name it in a *_env key (api_key_env sends it as the Authorization header)"
+)
+
+
+def redact_headers(data: Any) -> Any:
+    """`data` with the value of every header (a key in a ``headers`` table) replaced by ``"<hidden>"``."""
+    if isinstance(data, dict):
+        return {
+            k: {h: "<hidden>" for h in v} if k == "headers" and isinstance(v, dict) else redact_headers(v)
+            for k, v in data.items()
+        }
+    if isinstance(data, list | tuple):
+        return [redact_headers(v) for v in data]
+    return data
+
+
+def _steps(value: Any) -> int:
+    """``[agent] max_steps``: a positive int, or 0 / ``"none"`` for no limit (stored as 0)."""
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Expected('a positive integer, or 0 or "none" for no limit', value)
+    return value
 
 
 def _structure(merged: dict[str, Any], origins: dict[KeyPath, str], files: tuple[str, ...]) -> Config:
     conv = _converter()
-    problems: list[tuple[KeyPath, str]] = [
-        (p, "secrets are never read from configuration: set an environment variable and name it in a *_env key")
-        for p in _secret_paths(merged, ())
-    ]
+    problems: list[tuple[KeyPath, str]] = _secret_paths(merged, ())
     problems += [((key,), _unknown_key("agent, plugins")) for key in merged if key not in ("agent", "plugins")]
     agent = AgentSettings()
     raw_agent = merged.get("agent", {})
     if not isinstance(raw_agent, dict):
         problems.append((("agent",), str(_Expected("a table", raw_agent))))
     else:
+        raw_agent = dict(raw_agent)
+        if "max_steps" in raw_agent:
+            try:
+                raw_agent["max_steps"] = _steps(raw_agent["max_steps"])
+            except _Expected as exc:
+                problems.append((("agent", "max_steps"), str(exc)))
+                del raw_agent["max_steps"]
         try:
             agent = conv.structure(raw_agent, AgentSettings)
         except Exception as exc:
@@ -451,6 +518,15 @@ def _structure(merged: dict[str, Any], origins: dict[KeyPath, str], files: tuple
     if not isinstance(raw_plugins, dict):
         problems.append((("plugins",), str(_Expected("a table of plugin tables", raw_plugins))))
         raw_plugins = {}
+    if agent.thread:
+        # [agent] thread is the memory plugin's thread: [plugins.memory] thread
+        memory = raw_plugins.get("memory", {})
+        raw_plugins = {
+            **raw_plugins,
+            "memory": {**memory, "thread": agent.thread} if isinstance(memory, dict) else memory,
+        }
+        origins.setdefault(("plugins", "memory"), origins.get(("agent", "thread"), "configuration"))
+        origins.setdefault(("plugins", "memory", "thread"), origins.get(("agent", "thread"), "configuration"))
     for name, section in raw_plugins.items():
         here: KeyPath = ("plugins", name)
         if not isinstance(section, dict):
@@ -479,12 +555,27 @@ def import_object(spec: str, where: str, *, instantiate: bool = True) -> object:
     """Import ``module:attribute`` (or a module); a class is instantiated without arguments.
 
     With ``instantiate=False`` a class is returned as it is (a factory, for instance).
+    A module that is not on ``sys.path`` is looked for in the current directory too
+    (``agent.plugins = ["mytools:tools"]`` beside ``agent.toml``), as ``python -m`` does.
     """
     module_name, _, attribute = spec.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            top = module_name.partition(".")[0]
+            if exc.name != top or os.getcwd() in sys.path or "" in sys.path:
+                raise
+            sys.path.append(os.getcwd())  # after everything else: never shadows an installed module
+            obj = importlib.import_module(module_name)
         for part in filter(None, attribute.split(".")):
             obj = getattr(obj, part)
+    except ModuleNotFoundError as exc:
+        tried = f"the current directory {os.getcwd()} and sys.path" if exc.name == module_name.partition(".")[0] else ""
+        raise ConfigError(
+            f"{where}: cannot import {spec!r} ({exc}"
+            + (f"; looked in {tried}: is the file {exc.name}.py there, or is the package installed?)" if tried else ")")
+        ) from exc
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"{where}: cannot import {spec!r} ({exc})") from exc
     if instantiate and isinstance(obj, type):
@@ -545,6 +636,7 @@ __all__ = [
     "import_object",
     "load_config",
     "parse_assignment",
+    "redact_headers",
     "to_toml",
     "user_config_path",
 ]

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from attrs import frozen
+
 from agent_kernel import hookimpl
 
 from ._replay import ForkError as ForkError
@@ -54,9 +56,30 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
+
+@frozen
+class Settings:
+    """``[plugins.memory]`` in ``agent.toml`` (also set by ``[agent] thread`` and ``--thread``).
+
+    Attributes:
+        thread: the thread every run continues: its id or name, created by the first
+            run when there is none. The runs are kept in the agent's journal, which
+            must be a file (``[plugins.sqlite] path``).
+
+    .. versionadded:: 0.1
+    """
+
+    thread: str
+
+    def plugin(self) -> Memory:
+        """The configured `Memory` plugin."""
+        return Memory(thread=self.thread, create=True)
+
+
 __all__ = [
     "INHERITED",
     "SUMMARIES",
+    "Settings",
     "WINDOW_CARRY",
     "ForkError",
     "LastTurns",

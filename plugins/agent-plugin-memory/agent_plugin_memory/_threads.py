@@ -145,44 +145,83 @@ class Memory:
     a resume never loads the thread twice.
 
     Args:
-        journal: the `SqliteJournal` holding the thread (also the agent's journal).
-        thread: the thread's id.
+        journal: the `SqliteJournal` holding the thread (also the agent's journal);
+            None: the agent's journal, whatever plugin set it (``[plugins.sqlite]``).
+        thread: the thread's id; with ``create=True`` its id or its name.
         carry: plugin state keys whose values carry over from the thread's last run,
             e.g. ``Approval(...).key`` so approvals remembered in one run of the
             thread hold in the next ones.
+        create: a thread that does not exist yet is created (id and name `thread`)
+            by the first run: what ``agent-kernel run --thread NAME`` and
+            ``[agent] thread`` use.
 
     Raises (as the run's error, from RunStart):
-        ThreadNotFound: no such thread.
+        ThreadNotFound: no such thread (and ``create=False``).
         ThreadBusy: the thread's last run has not finished.
+        TypeError: the agent's journal keeps no threads (not a `SqliteJournal`).
 
     .. versionadded:: 0.1
     """
 
     name = "memory"
 
-    def __init__(self, journal: SqliteJournal, *, thread: str, carry: Iterable[StateKey[Any]] = ()) -> None:
+    def __init__(
+        self,
+        journal: SqliteJournal | None = None,
+        *,
+        thread: str,
+        carry: Iterable[StateKey[Any]] = (),
+        create: bool = False,
+    ) -> None:
         if not isinstance(thread, str) or not thread:
             raise ValueError(f"Memory(thread=...): expected a thread id, got {thread!r}")
         self.carry = tuple(carry)
         for i, key in enumerate(self.carry):
             if not isinstance(key, StateKey):
                 raise TypeError(f"Memory(carry=...)[{i}]: expected a StateKey, got {key!r}")
-        self.threads = Threads(journal)
+        self._threads = Threads(journal) if journal is not None else None
+        self._runtime: RuntimeRegistrar | None = None
         self.thread = thread
+        self.create = create
 
     def __repr__(self) -> str:
         return f"Memory(thread={self.thread!r})"
 
+    @property
+    def threads(self) -> Threads:
+        """The threads of the journal given, else of the agent's journal (known once the agent is built)."""
+        if self._threads is None:
+            registered = self._runtime.journal if self._runtime is not None else None
+            if registered is None:
+                raise TypeError(
+                    f"thread {self.thread!r}: the agent keeps its runs in memory; threads need a journal file "
+                    "(--journal runs.db, or [plugins.sqlite] path = 'runs.db' in agent.toml)"
+                )
+            self._threads = Threads(registered.item)
+        return self._threads
+
     @hookimpl
     def agent_register_runtime(self, runtime: RuntimeRegistrar) -> None:
+        self._runtime = runtime  # its journal is read at the first run, once every plugin registered
         for key in STATE_KEYS:
             runtime.add_state_key(key)
+
+    async def _thread(self) -> Thread:
+        threads = self.threads
+        if not self.create:
+            return await threads.get(self.thread)
+        found = await threads.journal.get_thread(self.thread)
+        if found is None:
+            named = [t for t in await threads.list(archived=None) if t.name == self.thread]
+            found = named[-1] if named else await threads.create(self.thread, thread_id=self.thread)
+        return found
 
     @hookimpl
     async def agent_run_start(self, ctx: Context) -> list[Patch] | None:
         if ctx.state.get(INHERITED) >= 0:
             return None  # a resume: the thread is loaded already
-        thread = await self.threads.get(self.thread)
+        thread = await self._thread()
+        self.thread = thread.id
         earlier = [r for r in thread.run_ids if r != ctx.run_id]
         prior = await replay(self.threads.journal, earlier[-1]) if earlier else None
         if prior is not None and prior.status not in _CONTINUABLE:
