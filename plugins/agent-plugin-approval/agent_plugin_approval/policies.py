@@ -77,21 +77,26 @@ Rules
     (trusted), ``"ask"`` or ``"deny"``. The call's `argument` is a command string
     (run by a shell) or an argv list.
 
-    * A string is split with `shlex` into the commands a shell would run (``;``,
-      ``&&``, ``||``, ``|``, ``&``, newlines and parentheses separate them; quoted
-      text is one word) and every command is checked. ``bash -c SCRIPT`` (any
-      common shell, flags like ``-lc``) and ``eval`` are checked by their script.
-    * A rule matches a command whose leading words equal its prefix, after leading
-      ``VAR=value`` assignments and shell keywords (``if then do { !`` ...). When
-      several match, deny beats ask beats allow: rule order never matters.
+    * A string is parsed with tree-sitter-bash, and every command it would run is
+      checked: in lists, pipelines, subshells, groups and compound commands, in
+      command and process substitutions anywhere (also inside double quotes), in
+      ``bash -c SCRIPT`` (any common shell, any flags in any order), literal
+      here-strings fed to a shell, ``eval`` and ``trap``, behind wrappers (``sudo``,
+      ``env -S``, ``timeout``, ``xargs``, ... parsed by their real options) and in
+      ``find -exec``.
+    * A rule matches a command whose leading words equal its prefix, after quote
+      removal and leading ``VAR=value`` assignments. When several match, deny beats
+      ask beats allow: rule order never matters.
     * Deny and ask rules also match a program by basename (``/bin/rm`` is ``rm``) and,
-      after a wrapper word (``sudo``, ``env``, ``timeout``, ``xargs``, ...), at any
-      later word. Allow rules match only the exact words, and never a command that
-      uses expansions (``$``, backquotes, ``$(...)``), redirections, assignments or
-      shell keywords: what runs there is not what is written.
-    * A command that does not parse, an argument that is not a string or a list of
-      strings, or a missing argument counts as an ask rule; an empty one matches
-      no rule.
+      after a wrapper word, at any later word. Allow rules match only the exact
+      words, and never a command that uses expansions, redirections, assignments or
+      compound commands: what runs there is not what is written.
+    * What cannot be resolved to plain literal commands (a command name that is an
+      expansion, substitution, glob, brace pattern or ``$'...'``; a script that is
+      not literal; ``eval``, ``source``; arithmetic reading variables; an unknown
+      wrapper option; a command that does not parse) counts as an ask rule, as do an
+      argument that is not a string or a list of strings and a missing argument; a
+      denied command found anywhere still denies. An empty command matches no rule.
 
     The strictest command of the line gives its category (deny, ask, unmatched,
     allow); the mode turns it into a decision:

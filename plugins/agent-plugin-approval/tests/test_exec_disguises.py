@@ -187,6 +187,13 @@ DISGUISES = [
     (["find", ".", "-exec", "rm", "{}", ";"], DENIED),
     (["bash", "-c", "$X"], ASKED),
     (["sh"], ASKED),
+    ("doas -s", ASKED),
+    ("chroot /srv", ASKED),
+    ("let x=1", ASKED),
+    ("hash -p /bin/zap ls", ASKED),
+    ("sudo -u $WHO rm x", DENIED),  # the value of -u is unknown, where the command starts is not
+    ("watch -x rm x", DENIED),
+    ("bash -c 'ls' && sudo --frob ls", ASKED),
 ]
 
 
