@@ -25,6 +25,7 @@ from ._tool import ToolOptions as ToolOptions
 from ._tool import function_schema as function_schema
 from ._tool import tool as tool
 from ._toolbox import Toolbox as Toolbox
+from ._toolbox import add_function as add_function
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,7 @@ __all__ = [
     "ToolDefinitionError",
     "ToolOptions",
     "Toolbox",
+    "add_function",
     "function_schema",
     "tool",
 ]

@@ -13,6 +13,52 @@ from ._tool import Tool, ToolDefinitionError, _check_timeout
 from ._types import make_converter
 
 
+def add_function(tools: ToolRegistrar, function: Callable[..., Any], *, timeout: float | None = None) -> Tool:
+    """Register a type-hinted function as a tool, from a plugin's ``agent_register_tools`` hook.
+
+    The same schema, validation, result encoding and timeouts as `Toolbox` (see it),
+    for a plugin that offers its own tools among other work::
+
+        class Weather:
+            name = "weather"
+
+            @hookimpl
+            def agent_register_tools(self, tools):
+                add_function(tools, self.forecast)  # a bound method: `self` is not a parameter
+
+            def forecast(self, city: str, days: int = 1) -> str:
+                \"\"\"The forecast for a city.
+
+                Args:
+                    city: the city.
+                    days: how many days ahead.
+                \"\"\"
+                ...
+
+    The tool records the plugin whose hook registered it. Its calls run with the
+    agent's tool strategy (the ``tools`` entry point's `Sequential` unless a plugin
+    sets another).
+
+    Args:
+        tools: the registrar the hook received.
+        function: the function (sync or async; ``@tool(...)`` options apply).
+        timeout: seconds per call, unless ``@tool(timeout=...)`` says otherwise.
+
+    Returns:
+        The compiled `Tool`.
+
+    Raises:
+        ToolDefinitionError: the function cannot be a tool.
+        ConfigurationError: another plugin registered a tool of the same name.
+
+    .. versionadded:: 0.1
+    """
+    _check_timeout(timeout, "add_function(timeout=...)")
+    compiled = Tool(function, timeout=timeout)
+    tools.add(compiled.spec, compiled)
+    return compiled
+
+
 @final
 class Toolbox:
     """A plugin that offers type-hinted Python functions (sync or async) as tools.
