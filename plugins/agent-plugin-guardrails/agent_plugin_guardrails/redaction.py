@@ -66,9 +66,6 @@ class Rule:
     A pattern should take time linear in the text: avoid nested quantifiers
     (``(a+)*``) and quantified parts that can match the same characters as what
     follows them; prefer possessive (``a++``) or bounded (``a{1,64}``) ones.
-
-    .. versionchanged:: 0.2
-        ``ignore_case``; `spans` takes the lowercased text.
     """
 
     name: str
@@ -201,6 +198,9 @@ class Finding:
 
 PatternLike = str | re.Pattern[str] | Rule | tuple[str, "str | re.Pattern[str]"]
 
+#: Texts at least this long are remembered by a `Redactor` (the last two; see there).
+REMEMBERED = 64 * 1024
+
 
 @final
 class Redactor:
@@ -220,6 +220,12 @@ class Redactor:
     search for the rule's literal beginning; a text without a secret costs those
     scans and no copy.
 
+    The redactor remembers, by identity, the last two texts of `REMEMBERED`
+    characters or more that it redacted, and their results: the kernel redacts a
+    tool's output in its journal entry and again in the event built from that
+    (already redacted) entry, and the second time costs nothing. Those two texts
+    are kept alive until two others replace them.
+
     Raises:
         ValueError: `replacement` lacks ``{name}``, or a rule matches across two
             markers (redacting would then not be idempotent).
@@ -227,7 +233,7 @@ class Redactor:
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("_lowers", "_marker", "_markers", "replacement", "rules")
+    __slots__ = ("_lowers", "_marker", "_markers", "_recent", "replacement", "rules")
 
     def __init__(
         self,
@@ -246,6 +252,7 @@ class Redactor:
         if not sep or "{" in before + after or not before + after:
             raise ValueError(f"replacement must contain {{name}} once plus some marker text, got {replacement!r}")
         self._markers = [replacement.format(name=rule.name) for rule in rules]
+        self._recent: tuple[tuple[str, str], ...] = ()
         self._marker = re.compile(re.escape(before) + r"[A-Za-z0-9_.-]*+" + re.escape(after))
         probe = " ".join(replacement.format(name=rule.name) for rule in rules)
         probe = f"x{probe} {probe}x"
@@ -267,17 +274,26 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         """`text` with every secret replaced; the same object when there is none."""
+        long = len(text) >= REMEMBERED
+        if long:
+            for seen, result in self._recent:  # a tuple, swapped whole: safe across threads
+                if text is seen or text is result:
+                    return result
         merged = self._merged(text)
         if not merged:
-            return text
-        parts: list[str] = []
-        at = 0
-        for start, end, order in merged:
-            parts.append(text[at:start])
-            parts.append(self._markers[order])
-            at = end
-        parts.append(text[at:])
-        return "".join(parts)
+            result = text
+        else:
+            parts: list[str] = []
+            at = 0
+            for start, end, order in merged:
+                parts.append(text[at:start])
+                parts.append(self._markers[order])
+                at = end
+            parts.append(text[at:])
+            result = "".join(parts)
+        if long:
+            self._recent = ((text, result), *self._recent[:1])
+        return result
 
     def _merged(self, text: str) -> list[list[int]]:
         """The spans to redact, merged: `[start, end, index of the first rule]`, left to right."""

@@ -17,6 +17,7 @@ import pytest
 from agent_kernel import ToolResult
 from agent_kernel.journal import ToolDone
 from agent_plugin_guardrails import RULES, Redactor, redact_structure
+from agent_plugin_guardrails.redaction import REMEMBERED
 
 MB = 1_000_000
 GUARD = 2.0  # seconds; expected well under 0.1 s
@@ -87,7 +88,7 @@ def test_one_megabyte_of_adversarial_text_is_redacted_fast(shape: str) -> None:
     text = SHAPES[shape]
     once, seconds = timed(redactor, text)
     assert seconds < GUARD, f"{shape}: {seconds:.2f} s for 1 MB"
-    again, seconds = timed(redactor, once)
+    again, seconds = timed(Redactor(), once)  # a new one: this one remembers `once`
     assert seconds < GUARD, f"{shape}, redacted: {seconds:.2f} s"
     assert again == once
 
@@ -119,3 +120,20 @@ def test_a_big_secret_free_tool_result_is_shared_not_copied() -> None:
     out, seconds = timed(redact_structure, entry, Redactor())
     assert out is entry
     assert seconds < 5 * GUARD
+
+
+def test_a_long_text_redacted_again_is_remembered_by_identity() -> None:
+    """The kernel redacts a tool's output in the entry, then in the event built from it."""
+    redactor = Redactor()
+    secret = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2"
+    text = SHAPES["a-"][:REMEMBERED] + f" {secret}"
+    once = redactor(text)
+    assert once.endswith(" [REDACTED:openai_key]")
+    assert redactor(text) is once and redactor(once) is once  # remembered: the same object
+    equal = text[:-1] + text[-1]  # an equal text, another object: redacted anew, alike
+    assert equal is not text and redactor(equal) == once and redactor(equal) is not once
+    short = f"key {secret}"
+    assert redactor(short) == redactor(short) and redactor(short) is not redactor(short)  # short: not kept
+    for i in range(2):  # the last two long texts only
+        redactor(text + str(i))
+    assert redactor(text) is not once and redactor(text) == once
