@@ -298,11 +298,22 @@ WRAPPER_PREFIXES = st.sampled_from(
 )
 
 
+def double_quote(text):
+    """`text` in double quotes, as a shell reads it back."""
+    for char in '\\"$`':
+        text = text.replace(char, "\\" + char)
+    return f'"{text}"'
+
+
+QUOTES = st.sampled_from([shlex.quote, double_quote])
+
+
 @st.composite
 def simple_commands(draw, scripts):
     """A simple command that runs a denied command, and how many times it is re-parsed as a script."""
-    kind = draw(st.sampled_from(["wrapper", "shell", "eval", "herestring", "env-S"]))
+    kind = draw(st.sampled_from(["wrapper", "shell", "eval", "herestring", "env-S", "find", "script-taking"]))
     text, levels = draw(scripts)
+    quote = draw(QUOTES)
     if kind == "wrapper":
         inner, inner_levels = draw(st.deferred(lambda: simple_commands(scripts)) | st.sampled_from(CORES).map(_flat))
         # xargs takes a here-string as its own input: the shell after it reads none.
@@ -312,14 +323,19 @@ def simple_commands(draw, scripts):
         shell = draw(st.sampled_from(["bash", "sh", "/bin/bash", "zsh", "dash"]))
         flags = " ".join(draw(SHELL_FLAGS))
         position = draw(st.booleans())
-        command = f"{shell} {flags} -c {shlex.quote(text)}" if position else f"{shell} -c {flags} {shlex.quote(text)}"
+        command = f"{shell} {flags} -c {quote(text)}" if position else f"{shell} -c {flags} {quote(text)}"
         return command, levels + 1
     if kind == "eval":
-        return f"eval {shlex.quote(text)}", levels + 1
+        return f"eval {quote(text)}", levels + 1
     if kind == "herestring":
-        return f"bash <<< {shlex.quote(text)}", levels + 1
-    inner, inner_levels = draw(st.sampled_from(CORES).map(_flat))
-    return f"env -S {shlex.quote(inner)}", inner_levels
+        return f"bash <<< {quote(text)}", levels + 1
+    if kind == "script-taking":
+        template = draw(st.sampled_from(["su -c {} root", "flock /tmp/lock -c {}", "watch -n 1 {}", "trap {} EXIT"]))
+        return template.format(quote(text)), levels + 1
+    core, core_levels = draw(st.sampled_from(CORES).map(_flat))
+    if kind == "find":
+        return f"find . -name '*.o' {draw(st.sampled_from(['-exec', '-execdir', '-ok']))} {core} {{}} \\;", core_levels
+    return f"env -S {shlex.quote(core)}", core_levels
 
 
 def _flat(core):
@@ -335,11 +351,13 @@ def compound(parts):
         st.tuples(
             st.sampled_from(['echo "$( {} )"', "echo $( {} )", "cat <( {} )", "x=$( {} )", "ls > $( {} )"]), parts
         ),
+        # backquotes do not nest without more escaping: only around text without any
+        st.tuples(st.sampled_from(["echo `{}`", 'echo "`{}`"']), parts.filter(lambda p: not set("`\\") & set(p[0]))),
         st.builds(lambda p: ("{}", p), simple_commands(parts)),
     ).map(lambda pair: (pair[0].format(pair[1][0]), pair[1][1]))
 
 
-SCRIPTS = st.recursive(st.sampled_from(CORES).map(_flat), compound, max_leaves=6)
+SCRIPTS = st.recursive(st.sampled_from(CORES).map(_flat), compound, max_leaves=10)
 
 
 @PROFILE
