@@ -410,6 +410,44 @@ def test_without_a_terminal_there_is_no_spinner(project: Path) -> None:
     assert "waiting for" not in done.stderr and "\x1b" not in done.stderr
 
 
+# ---------------------------------------------------------------------- the plugin template, outside the repository
+
+ROOT = Path(__file__).parent.parent
+TEMPLATE = ROOT / "templates" / "agent-plugin"
+
+
+def generate_plugin(dest: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    argv = [str(BIN / "copier"), "copy", "--defaults", "--data", "name=shout", str(TEMPLATE.relative_to(cwd)), dest]
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("relative_destination", [False, True])
+def test_the_template_stores_its_path_relative_to_the_generated_plugin(
+    tmp_path: Path, relative_destination: bool
+) -> None:
+    project = tmp_path / "elsewhere" / "agent-plugin-shout"
+    dest = os.path.relpath(project, ROOT) if relative_destination else str(project)
+    done = generate_plugin(dest, ROOT)  # as docs/tutorial.md runs it: from the repository root
+    assert done.returncode == 0, done.stderr
+    answers = (project / ".copier-answers.yml").read_text()
+    src = next(line.split(": ", 1)[1] for line in answers.splitlines() if line.startswith("_src_path: "))
+    assert not src.startswith("/"), "an absolute path works only on the machine that generated the plugin"
+    assert (project / src).resolve() == TEMPLATE.resolve()
+
+    # copier finds the template from the plugin's own directory: recopy restores a changed file
+    readme = (project / "README.md").read_text()
+    (project / "README.md").write_text("changed\n")
+    again = subprocess.run(
+        [str(BIN / "copier"), "recopy", "--defaults", "--overwrite"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    assert (project / "README.md").read_text() == readme
+
+
 # ---------------------------------------------------------------------- threads
 
 
