@@ -350,7 +350,7 @@ class SqliteSource:
                 with self._lock:
                     if len(self._pool) < 4:
                         self._pool.append(conn)
-                        conn = None  # type: ignore[assignment]
+                        conn = None
             if conn is not None:
                 conn.close()
 
@@ -533,7 +533,10 @@ class SqliteSource:
             ids,
         ):
             runs.setdefault(thread_id, []).append(run_id)
-        return [ThreadRow(*row[:4], bool(row[4]), row[5], row[6], tuple(runs.get(row[0], ()))) for row in rows]
+        return [
+            ThreadRow(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], tuple(runs.get(row[0], ())))
+            for row in rows
+        ]
 
     async def threads(self, *, archived: bool | None = False) -> list[ThreadRow]:
         def op(conn: sqlite3.Connection) -> list[ThreadRow]:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import attrs
 from attrs import frozen
 
 from ._source import RawEntry
@@ -61,7 +62,15 @@ def rows(entries: Sequence[RawEntry], *, known_calls: dict[str, str] | None = No
     out: list[Row] = []
     step = 0
     for entry in entries:
-        out.extend(_rows(entry, names, step))
+        for row in _rows(entry, names, step):
+            last = out[-1] if out else None
+            if row.kind == "phase" and last is not None and last.step == row.step:
+                if last.kind == "step" and row.title == "step_start":
+                    continue  # the step's heading says it
+                if last.kind == "phase":  # phases that changed nothing share one quiet line
+                    out[-1] = attrs.evolve(last, title=f"{last.title} · {row.title}")
+                    continue
+            out.append(row)
         if out:
             step = out[-1].step
     return out
@@ -86,7 +95,7 @@ def _rows(entry: RawEntry, names: dict[str, str], step: int) -> Iterable[Row]:
         if phase == "step_start":
             yield Row(seq, step, "step", f"Step {step}", attempt=a)
         call = d.get("call_id")
-        where = f"{phase}" + (f" · {names.get(call, call)}" if call else "")
+        where = f"{phase}" + (f" ({names.get(call, call)})" if call else "")
         if patches:
             lines = [f"{sources[i] if i < len(sources) else '?'}: {_patch_text(p)}" for i, p in enumerate(patches)]
             tone = "warn" if any(p.get("type") in ("Block", "Suspend", "Stop") for p in patches) else ""
@@ -178,11 +187,11 @@ def _rows(entry: RawEntry, names: dict[str, str], step: int) -> Iterable[Row]:
         )
     elif kind == "Ended":
         reason = str(d.get("reason", ""))
-        error = d.get("error") or None
+        failure = d.get("error") or None
         body = ""
-        if error:
-            where = ".".join(x for x in (error.get("plugin"), error.get("hook")) if x)
-            body = (f"{where}: " if where else "") + str(error.get("message", ""))
+        if isinstance(failure, dict):
+            where = ".".join(str(x) for x in (failure.get("plugin"), failure.get("hook")) if x)
+            body = (f"{where}: " if where else "") + str(failure.get("message", ""))
         tone = {"completed": "ok", "error": "bad", "suspended": "warn"}.get(reason, "muted")
         yield Row(seq, step, "outcome", f"ended: {reason}", body, error=reason == "error", tone=tone, attempt=a)
     else:

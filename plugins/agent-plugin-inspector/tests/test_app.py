@@ -101,6 +101,27 @@ async def test_pages_send_a_strict_content_security_policy(db: pathlib.Path) -> 
         assert fragment.json()["status"] == "completed" and "ended: completed" in fragment.json()["rows"]
 
 
+async def test_entries_pass_the_agents_redactors_when_it_exposes_them(db: pathlib.Path) -> None:
+    from agent_kernel.journal import Entry
+
+    agent = make_agent(db)
+    await _run(agent, "echo the password is hunter2", "secret")  # journaled before redaction was set up
+    viewer: Any = make_agent(db)
+
+    def redact(value: Any) -> Any:  # scrubs the secret wherever it appears in an entry
+        if not isinstance(value, Entry):
+            return value
+        encoded = viewer.codec.encode(value)
+        return viewer.codec.decode(encoded.replace("hunter2", "[redacted]")) if "hunter2" in encoded else value
+
+    viewer.redactors = (redact,)  # what an agent exposing its redactors offers
+    async with client(create_app(SqliteSource(db), agent=viewer)) as c:
+        page = await c.get("/runs/secret")
+        assert page.status_code == 200
+        assert "the password is [redacted]" in page.text
+        assert "hunter2" not in page.text
+
+
 async def test_bearer_token_works_and_its_absence_does_not(db: pathlib.Path) -> None:
     await _run(make_agent(db), "echo hi", "bearer")
     app = create_app(SqliteSource(db), token="a-long-enough-token", loopback_only=False)
