@@ -66,7 +66,8 @@ class Guardrails:
 
     **Redaction** (`redact`): secret-looking values (API keys such as ``sk-...``,
     AWS keys ``AKIA...``, GitHub tokens ``ghp_...``, bearer tokens, ``password=...``
-    pairs, private key blocks, and the regexes in `patterns`) should be replaced
+    pairs, private key blocks, and the regexes in `patterns`; in any string, mapping
+    keys included, such as a key of a tool's arguments) should be replaced
     before messages, events and journal entries are stored: `redact` (the method) is
     registered with ``RuntimeRegistrar.add_redactor``, so the kernel passes every
     journal entry through it before the entry is folded and journaled, and every
