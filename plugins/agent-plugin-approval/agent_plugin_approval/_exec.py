@@ -135,7 +135,9 @@ def _names(text: str) -> frozenset[str]:
 
 # ----------------------------------------------------------------------------- what runs what
 
-_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "fish", "ash", "yash", "posh", "rbash"})
+#: Shells, also versioned (``bash5``, ``bash-5.2``, ``zsh-5.9``): sh bash zsh dash ksh mksh pdksh ash yash
+#: posh rbash csh tcsh fish.
+_SHELL = re.compile(r"(?:(?:r?ba|da|k|mk|pdk|z|a|ya|po|tc|c)?sh|fish)(?:[-._]?[0-9][0-9.]*)?")
 #: Shell options taking a value (``bash -o posix``), per shell; others use ``"oO"``.
 _SHELL_VALUED = {"ksh": "oOR", "mksh": "oOT", "fish": "Cdop"}
 _SHELL_LONG_FLAGS = _names(
@@ -502,7 +504,7 @@ class _Classifier:
         name = _basename(program.value)
         inner: list[Verdict] = []
         script_decides = scan = False
-        if name in _SHELLS:
+        if _SHELL.fullmatch(name):
             found = self.shell(words, depth, stdin, shown)
             if found is not None:
                 inner.append(found)

@@ -193,6 +193,13 @@ DISGUISES = [
     ("hash -p /bin/zap ls", ASKED),
     ("sudo -u $WHO rm x", DENIED),  # the value of -u is unknown, where the command starts is not
     ("watch -x rm x", DENIED),
+    ("bash5 -c 'rm x'", DENIED),
+    ("/usr/local/bin/bash-5.2 -c 'rm x'", DENIED),
+    ("tcsh -c 'rm x'", DENIED),
+    ("busybox sh -c 'rm x'", DENIED),
+    ("echo ${X:-$(rm x)}", DENIED),
+    ("ls > >(rm x)", DENIED),
+    ("echo ${a[$(rm x)]}", DENIED),
     ("bash -c 'ls' && sudo --frob ls", ASKED),
 ]
 
