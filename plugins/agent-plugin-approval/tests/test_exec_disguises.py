@@ -235,6 +235,35 @@ def test_plain_commands_keep_their_decisions(mode):
     assert decide("echo rm -rf ~", mode).action == DECISION["unmatched"][mode]  # rm is an argument here
 
 
+ORDINARY = [
+    'git commit -m "fix: a; b && c"',
+    "ls -la | grep foo > out.txt 2>&1",
+    "cd src && make -j4",
+    "python -m pytest -q tests/",
+    "echo 'a;b' \"c|d\"",
+    'for f in *.py; do echo "$f"; done',
+    'grep -rn "foo|bar" .',
+    "find . -name '*.py' | xargs wc -l",
+    "cat README.md | head -n 5",
+    "npm run build 2>&1 | tail -n 20",
+    "cat <<'EOF' > notes.txt\nrm is only text here\nEOF",
+    "echo $((1 + 2))",
+    "[ -f setup.py ] && python setup.py sdist",
+    "sudo -u deploy systemctl restart web",
+    "timeout 60 cargo test --release",
+    "env FOO=1 BAR=2 make test",
+    "bash -c 'cd src && make'",
+    "git log --oneline | head -n 3 # recent",
+]
+
+
+@pytest.mark.parametrize("command", ORDINARY)
+def test_ordinary_commands_are_not_asked_about(command):
+    found = exec_policy(RULES).classify(command)
+    assert found.category == "unmatched", found  # no rule for most programs: the mode decides
+    assert decide(command, "never").action == "allow"
+
+
 def test_what_is_checked_is_explained():
     policy = exec_policy(RULES)
     found = policy.classify("echo $(rm -rf ~)")
