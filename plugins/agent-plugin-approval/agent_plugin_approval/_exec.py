@@ -112,8 +112,10 @@ class Classification:
     Attributes:
         category: ``"deny"`` / ``"ask"`` / ``"allow"`` (the strictest rule matching any
             of its commands), or ``"unmatched"`` (some command matches no rule, or only
-            allow rules that cannot apply to it). A command that cannot be parsed, or
-            an argument that is not a command, is ``"ask"``.
+            allow rules that cannot apply to it). A command that cannot be parsed or
+            resolved to plain literal commands (a command name that is an expansion,
+            a script that is not literal, ``eval``...), or an argument that is not a
+            command, is at least ``"ask"``.
         rule: the deciding rule, if a rule decided.
         detail: why, in words.
         command: the command as shown to people (a string).
@@ -500,9 +502,11 @@ class _Classifier:
                 f"{shown!r} runs a command whose name is not a plain word ({program.text!r}: an expansion,"
                 " substitution, glob or brace pattern), so what runs cannot be checked"
             )
-        untrusted = untrusted or any(word.value is None for word in words)
+        untrusted = untrusted or any(word.value is None or word.decoded for word in words)
         name = _basename(program.value)
         inner: list[Verdict] = []
+        if program.decoded:
+            inner.append(_ask(f"{shown!r} writes its command name in ANSI-C quoting ({program.text!r})"))
         script_decides = scan = False
         if _SHELL.fullmatch(name):
             found = self.shell(words, depth, stdin, shown)

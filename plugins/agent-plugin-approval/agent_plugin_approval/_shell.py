@@ -5,6 +5,7 @@ Only classifies text: nothing here runs, expands or looks anything up.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import NamedTuple
 
@@ -42,11 +43,13 @@ class Word(NamedTuple):
             substitution (what it becomes is not known).
         text: the word as written, for messages.
         pattern: unquoted glob or brace characters: the shell may turn it into other words.
+        decoded: part of it is ANSI-C quoted (``$'\\x72m'``): known, but written to hide it.
     """
 
     value: str | None
     text: str
     pattern: bool = False
+    decoded: bool = False
 
 
 def literal(value: str, text: str | None = None) -> Word:
@@ -171,7 +174,9 @@ def resolve(node: Node) -> Word:
     if parts is None:
         return Word(None, text)
     value, mask = parts
-    return Word(value, text, _is_pattern(mask))
+    if "\0" in value:  # bash ends a word at a NUL byte
+        value, mask = value[: value.index("\0")], mask[: value.index("\0")]
+    return Word(value, text, _is_pattern(mask), _DECODED in mask)
 
 
 # A part is (value, mask): the mask has the unquoted characters of the value and "\0"
@@ -197,7 +202,56 @@ def _parts(node: Node) -> tuple[str, str] | None:
                 return None
             value, mask, at = value + part[0], mask + part[1], child.end_byte
         return (value, mask) if at == node.end_byte else None
-    return None  # expansions, substitutions, $'...', $"...", anything unknown
+    if kind == "ansi_c_string":
+        decoded = _ansi_c(text[2:-1]) if text.startswith("$'") and text.endswith("'") and len(text) >= 3 else None
+        return None if decoded is None else (decoded, _DECODED * len(decoded))
+    return None  # expansions, substitutions, $"...", anything unknown
+
+
+_DECODED = "\1"  # in a mask: a character that came out of $'...'
+_C_ESCAPES = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+_DIGITS = {"x": (16, 2), "u": (16, 4), "U": (16, 8)}
+
+
+def _ansi_c(body: str) -> str | None:
+    """The text of ``$'body'``, or None for an escape this does not read."""
+    out, i = [], 0
+    while i < len(body):
+        char = body[i]
+        if char != "\\" or i + 1 >= len(body):
+            out.append(char)
+            i += 1
+            continue
+        escape = body[i + 1]
+        if escape in _C_ESCAPES:
+            out.append(_C_ESCAPES[escape])
+            i += 2
+        elif escape in "01234567":
+            digits = re.match(r"[0-7]{1,3}", body[i + 1 :])
+            if digits is None:
+                return None
+            out.append(chr(int(digits.group(), 8) & 0xFF))
+            i += 1 + len(digits.group())
+        elif escape in _DIGITS:
+            base, most = _DIGITS[escape]
+            digits = re.match(f"[0-9A-Fa-f]{{1,{most}}}", body[i + 2 :])
+            if digits is None:
+                return None
+            try:
+                out.append(chr(int(digits.group(), base)))
+            except (ValueError, OverflowError):
+                return None
+            i += 2 + len(digits.group())
+        elif escape == "c" and i + 2 < len(body):
+            out.append(chr(ord(body[i + 2]) & 0x1F))
+            i += 3
+        elif escape in "\\'\"?":
+            out.append(escape)
+            i += 2
+        else:
+            out.append(char + escape)
+            i += 2
+    return "".join(out)
 
 
 def _unquoted(text: str) -> tuple[str, str]:

@@ -136,7 +136,13 @@ DISGUISES = [
     ("{rm,-rf,~}", ASKED),
     ("/bin/r? -rf ~", ASKED),
     ("/bin/r[m] x", ASKED),
-    ("$'\\x72\\x6d' -rf ~", ASKED),
+    ("$'\\x7a\\x61\\x70' x", ASKED),  # ANSI-C quoting in a command name asks ...
+    ("$'\\x72\\x6d' -rf ~", DENIED),  # ... and is decoded, so a denied name is still denied
+    ("$'\\x72\\x6d'", DENIED),
+    ("$'\\162\\155' x", DENIED),
+    ("$'\\u0072m' x", DENIED),
+    ("r$'m' x", DENIED),
+    ("$'rm\\x00zz' x", DENIED),  # bash ends the word at the NUL
     ('$"rm" x', ASKED),
     ("$(echo rm) -rf ~", ASKED),
     ("`echo rm` x", ASKED),
@@ -233,6 +239,7 @@ def test_plain_commands_keep_their_decisions(mode):
     assert decide("make all", mode).action == DECISION["unmatched"][mode]
     assert decide("rm x", mode).action == "deny"
     assert decide("echo rm -rf ~", mode).action == DECISION["unmatched"][mode]  # rm is an argument here
+    assert decide("ls $'\\x2dla'", mode).action == DECISION["unmatched"][mode]  # decoded, but not trusted
 
 
 ORDINARY = [
