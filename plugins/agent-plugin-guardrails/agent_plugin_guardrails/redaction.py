@@ -253,7 +253,8 @@ class Redactor:
             raise ValueError(f"replacement must contain {{name}} once plus some marker text, got {replacement!r}")
         self._markers = [replacement.format(name=rule.name) for rule in rules]
         self._recent: tuple[tuple[str, str], ...] = ()
-        self._marker = re.compile(re.escape(before) + r"[A-Za-z0-9_.-]*+" + re.escape(after))
+        # linear: an attempt scans one run of name characters, and runs do not overlap
+        self._marker = re.compile(re.escape(before) + r"[A-Za-z0-9_.-]*" + re.escape(after))
         probe = " ".join(replacement.format(name=rule.name) for rule in rules)
         probe = f"x{probe} {probe}x"
         marked = [m.span() for m in self._marker.finditer(probe)]

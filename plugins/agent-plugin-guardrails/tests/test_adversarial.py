@@ -122,6 +122,14 @@ def test_a_big_secret_free_tool_result_is_shared_not_copied() -> None:
     assert seconds < 5 * GUARD
 
 
+@pytest.mark.parametrize("key", ["a-", "a_", "DB_PASSWORD_", "sk-", "password="])
+def test_a_megabyte_long_mapping_key_is_redacted_fast(key: str) -> None:
+    value = {"vars": {repeat(key): "x", "y" * MB: repeat(key)}}
+    out, seconds = timed(redact_structure, value, Redactor())
+    assert seconds < GUARD
+    assert len(out["vars"]) == 2  # type: ignore[index]
+
+
 def test_a_long_text_redacted_again_is_remembered_by_identity() -> None:
     """The kernel redacts a tool's output in the entry, then in the event built from it."""
     redactor = Redactor()

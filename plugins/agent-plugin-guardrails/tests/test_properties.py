@@ -15,7 +15,7 @@ from agent_kernel.testing.strategies import faults, plugin_behaviours, scripts
 from agent_plugin_guardrails import Block, Guardrails, Pass, Retry, Rewrite
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)  # no timing: the machine may be loaded
 @given(verdicts=st.lists(st.sampled_from(["pass", "retry", "block"]), min_size=1, max_size=8), bound=st.integers(0, 3))
 async def test_output_retries_never_exceed_the_bound(verdicts: list[str], bound: int) -> None:
     verdicts = [*verdicts, *["retry"] * (bound + 2)]  # the run always ends within the script
@@ -49,7 +49,7 @@ async def test_output_retries_never_exceed_the_bound(verdicts: list[str], bound:
     check_phase_grammar(r.recorder.calls)
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(
     chain=st.lists(st.one_of(st.just("pass"), st.just("block"), st.text(max_size=6).map(lambda s: "+" + s)), max_size=5)
 )

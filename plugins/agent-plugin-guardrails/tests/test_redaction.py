@@ -7,7 +7,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent_kernel import Message, Response, StateKey, ToolCall, ToolResult
@@ -295,6 +295,10 @@ REDACTOR = Redactor([("acme", r"ACME-\d{6}")])
 MARKER = re.compile(r"\[REDACTED:[a-z_]+\]")
 
 
+UNTIMED = settings(deadline=None)  # properties, not timings: the machine may be loaded
+
+
+@UNTIMED
 @given(st.lists(st.tuples(FILLER, SECRETS), max_size=5), FILLER)
 def test_no_embedded_secret_survives_and_the_rest_is_unchanged(parts: list[Any], tail: str) -> None:
     text, expected = [], []
@@ -305,16 +309,19 @@ def test_no_embedded_secret_survives_and_the_rest_is_unchanged(parts: list[Any],
     expected.append(tail)
     redacted = REDACTOR("".join(text))
     assert MARKER.sub("[REDACTED]", redacted) == "".join(expected)
+    kept = "".join(expected)  # what stays: a secret may occur in it by chance ("aaaaaaaa")
     for _, (_, secret, _) in parts:
-        if len(secret) >= 8:
+        if len(secret) >= 8 and secret not in kept:
             assert secret not in redacted
 
 
+@UNTIMED
 @given(FILLER)
 def test_text_without_secrets_is_returned_unchanged(text: str) -> None:
     assert REDACTOR(text) is text
 
 
+@UNTIMED
 @given(st.one_of(st.text(), st.lists(st.one_of(FILLER, SECRETS.map("".join))).map(" ".join)))
 def test_redaction_is_idempotent(text: str) -> None:
     once = REDACTOR(text)
@@ -361,6 +368,7 @@ NEAR_MISSES = st.builds(
 SEPARATORS = st.sampled_from([" ", "\n", " \t ", ", ", "; "])
 
 
+@UNTIMED
 @given(st.lists(st.tuples(NEAR_MISSES, SEPARATORS, SECRETS.map("".join), SEPARATORS), min_size=1, max_size=4))
 def test_a_secret_planted_among_near_misses_never_survives_and_redaction_is_idempotent(parts: list[Any]) -> None:
     text = "".join(f"{near}{sep}{secret}{sep2}" for near, sep, secret, sep2 in parts) + "end"
@@ -377,6 +385,7 @@ def test_a_secret_planted_among_near_misses_never_survives_and_redaction_is_idem
 SECRET_VALUE = re.compile(r"(?:[=:] ?\"?|Bearer |bearer |Basic )([^\s\"@]{8,})")
 
 
+@UNTIMED
 @given(
     st.recursive(
         st.one_of(FILLER, SECRETS.map("".join)),
