@@ -43,6 +43,7 @@ _log = logging.getLogger("agent_plugin_inspector")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 PAGE_STEPS = 50  # steps per timeline page
 LIVE_ENTRIES = 2000  # at most this many entries per live fragment
+LIVE_CONTEXT = 200  # entries read before the new ones (for the names of the calls they answer)
 INBOX_SIZE = 100  # requests shown in the inbox (the most recently suspended runs first)
 _CSRF_COOKIE = "inspector_csrf"
 _TOKEN_COOKIE = "inspector_session"
@@ -466,7 +467,7 @@ class Inspector:
         rows = _timeline.rows(entries, known_calls=names)
         live = hi >= index.length and run.status not in _FINAL
         pending = self.redact_pending(await self.source.pending(run_id=run_id)) if run.status == "suspended" else []
-        threads = [t.id for t in await self.source.threads(archived=None) if run_id in t.run_ids]
+        threads = await self.source.threads_of(run_id)
         return await self.render(
             request,
             "run.html",
@@ -491,9 +492,9 @@ class Inspector:
             return JSONResponse({"error": "no such run"}, status_code=404)
         rows_html, last = "", after
         if run.entries > after + 1:
-            index = await self.source.step_index(run_id)
-            # start at the step holding entry `after + 1`, so calls asked for earlier in it have names
-            lo = max([s for s in index.starts if s <= after + 1], default=0)
+            # read a little before `after` too, so tool calls asked for just before have names;
+            # the cost of a poll does not grow with the length of the run
+            lo = max(0, after + 1 - LIVE_CONTEXT)
             entries = self.redact(await self.source.entries(run_id, lo=lo, hi=after + 1 + LIVE_ENTRIES))
             rows = [r for r in _timeline.rows(entries) if r.seq > after]
             last = entries[-1].seq if entries else after

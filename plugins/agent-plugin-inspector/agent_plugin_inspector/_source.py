@@ -209,6 +209,9 @@ class Source(Protocol):
     async def thread(self, thread_id: str) -> ThreadRow | None:
         """One thread, or None."""
 
+    async def threads_of(self, run_id: str) -> list[str]:
+        """Ids of the threads holding `run_id`, oldest first."""
+
     async def aclose(self) -> None:
         """Release connections."""
 
@@ -549,6 +552,17 @@ class SqliteSource:
         def op(conn: sqlite3.Connection) -> ThreadRow | None:
             found = self._threads(conn, conn.execute(self._THREADS + " WHERE id = ?", (thread_id,)).fetchall())
             return found[0] if found else None
+
+        return await self._read(op)
+
+    async def threads_of(self, run_id: str) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT t.id FROM thread_runs tr JOIN threads t ON t.id = tr.thread_id"
+                " WHERE tr.run_id = ? ORDER BY t.seq",
+                (run_id,),
+            )
+            return [row[0] for row in rows]
 
         return await self._read(op)
 

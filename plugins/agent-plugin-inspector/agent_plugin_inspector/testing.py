@@ -148,6 +148,8 @@ async def check_source(journal: object, source: Source) -> None:
         in_thread = await source.run_page(thread="check-thread")
         assert [r.id for r in in_thread.rows] == ["check-count", "check-hello"], in_thread
         assert await source.thread("no-such-thread") is None
+        assert await source.threads_of("check-count") == ["check-thread"]
+        assert await source.threads_of("check-fail") == []
 
 
 def _expect(row: RunRow, **fields: Any) -> None:

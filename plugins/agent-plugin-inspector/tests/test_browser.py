@@ -84,7 +84,7 @@ def test_run_list_filters_by_status_and_thread_and_pages(db: pathlib.Path, page:
         page.screenshot(path=str(shots / "runs.png"), full_page=True)
 
 
-def test_timeline_updates_live_while_the_run_goes_on(db: pathlib.Path, page: Any, shots: pathlib.Path) -> None:
+def test_timeline_updates_live_while_the_run_goes_on(db: pathlib.Path, page: Any) -> None:
     agent = make_agent(db)
     running = Background(lambda: agent.run("gates 2 live", run_id="live-1"))
     source = SqliteSource(db)
@@ -112,7 +112,6 @@ def test_timeline_updates_live_while_the_run_goes_on(db: pathlib.Path, page: Any
             assert "all gates passed" in timeline.inner_text()
             seqs = page.locator("#timeline li").evaluate_all("rows => rows.map(r => Number(r.dataset.seq))")
             assert seqs == sorted(seqs), "every entry once, in journal order"
-            page.screenshot(path=str(shots / "run.png"), full_page=True)
     finally:
         open_gate("live/1")
         open_gate("live/2")
@@ -122,6 +121,7 @@ def test_timeline_updates_live_while_the_run_goes_on(db: pathlib.Path, page: Any
 def test_a_script_in_a_tool_result_shows_as_text(db: pathlib.Path, page: Any) -> None:
     payload = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"><b>bold</b>'
     run_now(db, f"echo {payload}", "xss")
+    run_now(db, "fail", "broken")
     with Server(_app(db)) as server:
         page.goto(f"{server.url}/runs/xss")
         result = page.locator("#timeline li.tool_result pre.body")
@@ -129,6 +129,12 @@ def test_a_script_in_a_tool_result_shows_as_text(db: pathlib.Path, page: Any) ->
         assert page.evaluate("window.__pwned") is None
         assert page.locator("#timeline b").count() == 0
         assert page.locator("#timeline img").count() == 0
+        assert page.locator("#timeline li.error").count() == 0
+
+        page.goto(f"{server.url}/runs/broken")  # an error result is marked as one
+        failed = page.locator("#timeline li.tool_result.error")
+        assert failed.count() == 1
+        assert "broken failed" in failed.inner_text() and "the tool broke" in failed.inner_text()
 
 
 def test_approve_with_edited_arguments_and_deny_from_the_inbox(
@@ -159,6 +165,9 @@ def test_approve_with_edited_arguments_and_deny_from_the_inbox(
         page.wait_for_selector("#timeline li.outcome >> text=ended: completed", timeout=60_000)
         assert "deployed staging" in page.locator("#timeline").inner_text()
         assert "approved ask-1/1/call_1_1" in page.locator("#timeline").inner_text()
+        suspend = page.locator("#timeline li.patches", has_text="Suspend")
+        assert "approval: Suspend" in suspend.inner_text()  # the patch, with the plugin that returned it
+        page.screenshot(path=str(shots / "run.png"), full_page=True)
 
         page.goto(f"{server.url}/inbox")
         two = page.locator(".request[data-request='ask-2/1/call_1_1']")
