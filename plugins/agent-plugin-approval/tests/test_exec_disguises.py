@@ -206,6 +206,15 @@ DISGUISES = [
     ("echo ${X:-$(rm x)}", DENIED),
     ("ls > >(rm x)", DENIED),
     ("echo ${a[$(rm x)]}", DENIED),
+    ("echo $(ls # )\nrm x)", DENIED),  # the comment ends at the newline, inside the substitution
+    ("echo $(case x in x) rm x;; esac)", DENIED),
+    ('echo "${x:-"$(rm x)"}"', DENIED),
+    ("ls <<EOF1 <<EOF2\na\nEOF1\n$(rm x)\nEOF2", DENIED),
+    ("ls |& rm x", DENIED),
+    ("exec {fd}>$(rm x)", DENIED),
+    ("echo $[ $(rm x) ]", DENIED),
+    ("cat <<'\\X'\nhi\n\\X\nrm x", ASKED),  # a here-document the parser does not see end
+    ("cat <<EOF\nhi\nrm x", ASKED),  # an unterminated here-document
     ("bash -c 'ls' && sudo --frob ls", ASKED),
 ]
 
