@@ -73,13 +73,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 class PostgresServer:
     """A running throwaway server (see `postgres_server`)."""
 
-    def __init__(self, directory: str, port: int, listen: Sequence[str], settings: dict[str, str]) -> None:
+    def __init__(
+        self, directory: str, port: int, listen: Sequence[str], settings: dict[str, str], trust: Sequence[str] = ()
+    ) -> None:
         self.directory = directory
         self.datadir = os.path.join(directory, "data")
         self.port = port
         self.listen = list(listen)
         self.host = self.listen[0]
         self.settings = settings
+        self.trust = list(trust)
         self.pid = 0
 
     @property
@@ -114,7 +117,7 @@ class PostgresServer:
             timeout=120,
         )
         hba = os.path.join(self.datadir, "pg_hba.conf")
-        extra = [f"host all all {address}/32 trust\n" for address in self.listen if address != "127.0.0.1"]
+        extra = [f"host all all {network} trust\n" for network in self.trust]
         if extra:
             with open(hba, "a") as file:
                 file.writelines(extra)
@@ -192,13 +195,18 @@ def _alive(pid: int) -> bool:
 
 @contextlib.contextmanager
 def postgres_server(
-    *, listen: Sequence[str] = ("127.0.0.1",), port: int | None = None, settings: dict[str, str] | None = None
+    *,
+    listen: Sequence[str] = ("127.0.0.1",),
+    trust: Sequence[str] = (),
+    port: int | None = None,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[PostgresServer]:
     """Start a throwaway PostgreSQL server; stop it (by PID) and delete its files on exit.
 
     Args:
-        listen: addresses to listen on (loopback first; others, e.g. a veth address
-            a test created, are trusted in ``pg_hba.conf`` too).
+        listen: addresses to listen on (loopback first; others, e.g. the host side
+            of a veth pair a test created).
+        trust: extra client networks (CIDR, e.g. ``10.200.0.0/16``) trusted in ``pg_hba.conf``.
         port: the port (a free one when omitted).
         settings: extra server settings (``-c key=value``). By default ``fsync=off``
             (a test server's data need not survive a power loss; commits still
@@ -216,7 +224,7 @@ def postgres_server(
     server: PostgresServer | None = None
     try:
         for attempt in range(3):
-            server = PostgresServer(directory, port or free_port(), listen, merged)
+            server = PostgresServer(directory, port or free_port(), listen, merged, trust)
             if attempt == 0:
                 server.init()
             try:

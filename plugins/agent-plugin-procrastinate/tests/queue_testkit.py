@@ -5,7 +5,7 @@ turn k < n, for ``lookup`` (idempotent) on even turns and ``charge`` (not idempo
 on odd ones; with ``approve=1`` turn 1 asks for ``send`` instead, which suspends the
 run for approval; at turn n it answers ``done``. Every model request and tool execution
 is appended to the ledger file ``$AGENT_LEDGER`` (one fsynced line each):
-``llm <run> <turn> <attempt>`` and ``tool <name> <idempotency key> <attempt>``.
+``llm <run> <turn> <attempt> <host>`` and ``tool <name> <idempotency key> <attempt> <host>``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from agent_plugin_tools import Toolbox, tool
 
 ATTEMPTS: dict[str, int] = {}  # run id -> this process's current attempt on it
 DELAY = float(os.environ.get("AGENT_TOOL_DELAY", "0"))
+HOST = os.environ.get("AGENT_HOST", "-")  # which (simulated) machine wrote a ledger line
 
 
 def ledger(line: str) -> None:
@@ -31,7 +32,7 @@ def ledger(line: str) -> None:
         return
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, (line + "\n").encode())
+        os.write(fd, f"{line} {HOST}\n".encode())
         os.fsync(fd)
     finally:
         os.close(fd)
