@@ -562,7 +562,7 @@ class _Classifier:
         while i < len(words) and script is None:
             word, value = words[i], words[i].value
             if value is None or word.pattern:
-                return _ask(f"{shown!r}: a shell option is not a plain word ({word.text!r})")
+                return self.unparsed(words, depth, f"{shown!r}: a shell option is not a plain word ({word.text!r})")
             if value in ("--", "-"):
                 i += 1
                 break
@@ -578,7 +578,9 @@ class _Classifier:
                 elif option in _SHELL_LONG_VALUED:
                     i += 1 if equals else 2
                 else:
-                    return _ask(f"{shown!r}: the shell option {option!r} is not known to this policy")
+                    return self.unparsed(
+                        words, depth, f"{shown!r}: the shell option {option!r} is not known to this policy"
+                    )
                 continue
             if value[0] not in "-+" or len(value) == 1:
                 break
@@ -595,13 +597,17 @@ class _Classifier:
                         break
                 elif letter in valued:
                     argument = words[i + step].value if i + step < len(words) else None
-                    if argument is None or not re.fullmatch(r"[A-Za-z0-9_-]+", argument):
-                        return _ask(f"{shown!r}: the shell option -{letter} has a value this policy cannot read")
+                    if argument is None or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]*", argument):
+                        return self.unparsed(
+                            words, depth, f"{shown!r}: the shell option -{letter} has a value this policy cannot read"
+                        )
                     step += 1
                 elif letter in "si" and value[0] == "-":
                     reads_stdin = True
                 elif not letter.isalpha():
-                    return _ask(f"{shown!r}: the shell option {value!r} is not known to this policy")
+                    return self.unparsed(
+                        words, depth, f"{shown!r}: the shell option {value!r} is not known to this policy"
+                    )
             i += step
         operands = words[i:]
         if command:
@@ -693,6 +699,10 @@ class _Classifier:
         if word.value is None or word.pattern:
             return _ask(f"{shown!r} runs a script that is not a literal string ({word.text!r})")
         return self.string(word.value, depth + 1)
+
+    def unparsed(self, words: list[Word], depth: int, detail: str) -> Verdict:
+        """Asked about: `detail` says what could not be parsed; a denied script among the words still denies."""
+        return _combine([_ask(detail), *self.scripts(words, depth)])
 
     def scripts(self, words: list[Word], depth: int) -> list[Verdict]:
         """Literal arguments that look like command lines (``su -c 'rm -rf /'``), checked as scripts."""

@@ -156,6 +156,9 @@ DISGUISES = [
     ("bash < script.sh", ASKED),
     ("bash -c", ASKED),
     ("bash -o '$(x)' -c ls", ASKED),
+    ("bash -o -c 'rm x'", DENIED),  # -o would take -c as its value (ask); the script is still seen
+    ("bash --frob -c 'rm x'", DENIED),  # the option is unknown (ask), the script is still seen
+    ("bash -c% 'rm x'", EITHER),
     ("source ./x.sh", ASKED),
     (". ./x.sh", ASKED),
     ("alias ls='zap'", ASKED),
