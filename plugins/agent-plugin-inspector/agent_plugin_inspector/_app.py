@@ -86,6 +86,7 @@ class Decider:
             return Decision("already decided", "another decision for this request was taken first")
         self._inflight.add(request_id)  # no await between the check and this line: one wins
         try:
+            run = await self.source.run(run_id)
             pending = {p.id for p in await self.source.pending(run_id=run_id)}
         except BaseException:
             self._inflight.discard(request_id)
@@ -93,6 +94,10 @@ class Decider:
         if request_id not in pending:
             self._inflight.discard(request_id)
             return Decision("already decided", "the request is no longer pending (decided elsewhere, or unknown)")
+        if run is None or run.status != "suspended":  # never fence out a worker that is running it
+            self._inflight.discard(request_id)
+            status = run.status if run is not None else "unknown"
+            return Decision("already decided", f"the run is {status}, not waiting for a decision")
         result = self.results[request_id] = Decision("resuming")
         done = anyio.Event()
         self._tg.start_soon(self._resume, run_id, request_id, decision, result, done)

@@ -187,6 +187,18 @@ def test_serve_refuses_a_public_address_without_a_token(
     assert "other.db) is not" in capsys.readouterr().err  # the agent must resume runs in the journal shown
 
 
+def test_the_benchmark_still_runs(tmp_path: pathlib.Path) -> None:
+    bench = HERE.parents[2] / "bench" / "inspector_runs.py"
+    result = subprocess.run(
+        [sys.executable, str(bench), "--runs", "300", "--repeat", "2", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "journal: 300 runs" in result.stdout and "run list of 300 runs:" in result.stdout, result.stdout
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
