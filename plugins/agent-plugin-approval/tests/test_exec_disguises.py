@@ -25,8 +25,11 @@ DECISION = {
     "deny": dict.fromkeys(MODES, "deny"),
 }
 #: The project's hypothesis profile decides how many examples (root conftest.py); this only
-#: removes the deadline, which a loaded machine would miss.
-PROFILE = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: removes the deadline (a loaded machine would miss it) and the health checks the profile also suppresses.
+PROFILE = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 
 
 def decide(command, mode, rules=RULES):
