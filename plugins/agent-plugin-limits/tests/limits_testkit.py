@@ -150,6 +150,7 @@ async def run(
         model=model or metered.model,
         plugins=[metered, toolbox(counter, parallel=parallel, sleep=sleep), *plugins, recorder],
         autoload=False,
+        max_steps=None,  # the kernel's default step limit is not what these tests measure
     )
     outcome = await agent.run("go")
     check_phase_grammar(recorder.calls)
