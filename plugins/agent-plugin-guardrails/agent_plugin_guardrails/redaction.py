@@ -102,7 +102,9 @@ class Rule:
 # lookbehind *after* that literal (a leading lookbehind would make the engine try every
 # position). Quantifiers are possessive (`++`, `*+`, `{n,}+`: they never give characters
 # back) or bounded, so a failed attempt costs at most the run of characters it scanned,
-# and runs scanned by different attempts do not overlap.
+# and runs scanned by different attempts do not overlap. (The body of a private key block
+# is matched lazily up to its END line or the end of the text: a match ends there, so
+# that body is scanned once.) Alternatives never begin alike, so none is retried.
 
 #: After a key such as ``password``: optional closing quote, ``=`` or ``:``, then the value
 #: (double-quoted, single-quoted or bare; the quotes are kept).
