@@ -104,7 +104,8 @@ class Rule:
 # back) or bounded, so a failed attempt costs at most the run of characters it scanned,
 # and runs scanned by different attempts do not overlap. (The body of a private key block
 # is matched lazily up to its END line or the end of the text: a match ends there, so
-# that body is scanned once.) Alternatives never begin alike, so none is retried.
+# that body is scanned once.) Alternatives are short literals or begin differently, so
+# trying the next one costs a few characters.
 
 #: After a key such as ``password``: optional closing quote, ``=`` or ``:``, then the value
 #: (double-quoted, single-quoted or bare; the quotes are kept).
