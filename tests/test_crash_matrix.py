@@ -134,7 +134,7 @@ async def check_point(tmp: Path, mode: str, options: tuple[str, ...], reference:
     stale = SqliteJournal(db)
     Agent(model="scripted", plugins=[UseJournal(stale)], autoload=False)
     try:
-        await stale.append(RUN_ID, 1, [Started(1, "scripted")])
+        await stale.append(RUN_ID, 1, [Started(1, "scripted")], at=len(await stale.load(RUN_ID)))
         problems.append("a stale attempt could commit")
     except StaleAttempt:
         pass

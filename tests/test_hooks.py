@@ -1426,11 +1426,11 @@ class _FailingJournal(MemoryJournal):
         super().__init__()
         self.fail_at, self.attempted = fail_at, 0
 
-    async def append(self, run_id: str, attempt: int, entries: Any) -> None:
+    async def append(self, run_id: str, attempt: int, entries: Any, *, at: int) -> None:
         self.attempted += 1
         if self.attempted == self.fail_at:
             raise OSError("disk full")
-        await super().append(run_id, attempt, entries)
+        await super().append(run_id, attempt, entries, at=at)
 
 
 @pytest.mark.parametrize("fail_at", [2, 3, 4])

@@ -264,7 +264,7 @@ def test_resume_of_a_finished_run_makes_zero_calls_and_returns_the_same_outcome(
         agent = Agent(model="scripted", plugins=[model, *_rebuilt(plugins)], autoload=False)
         # the same journal: replay it into the new agent's in-memory journal
         await agent.journal.claim(t.run_id)
-        await agent.journal.append(t.run_id, 1, t.entries)
+        await agent.journal.append(t.run_id, 1, t.entries, at=0)
         requests = len(model.requests)
         again = await agent.resume(t.run_id)
         assert len(model.requests) == requests, "a finished run makes no request"

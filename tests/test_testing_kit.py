@@ -15,9 +15,8 @@ from hypothesis import strategies as st
 from trio.testing import MockClock
 
 from agent_kernel import Agent, Message, Request, Response, ToolCall, ToolResult, Usage, hookimpl, patches
-from agent_kernel.errors import StaleAttempt
 from agent_kernel.hookspecs import PHASES
-from agent_kernel.journal import Entry, MemoryJournal
+from agent_kernel.journal import Entry, MemoryJournal, check_append
 from agent_kernel.testing import (
     CodecJournal,
     ConcurrentStrategy,
@@ -201,27 +200,36 @@ def test_journal_entries_cover_every_patch_and_entry_kind() -> None:
 
 
 class _NoFencing(MemoryJournal):
-    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry]) -> None:
-        self._entries[run_id].extend(entries)
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry], *, at: int) -> None:
+        self._entries.setdefault(run_id, []).extend(entries)
 
 
 class _WritesBeforeFencing(MemoryJournal):
-    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry]) -> None:
-        self._entries[run_id].extend(entries)
-        if attempt != self._attempts[run_id]:
-            raise StaleAttempt("too late")
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry], *, at: int) -> None:
+        log = self._entries.setdefault(run_id, [])
+        length = len(log)
+        log.extend(entries)
+        check_append(run_id, attempt, self._attempts.get(run_id, 0), at, length)
+
+
+class _ChecksOnlyTheAttempt(MemoryJournal):
+    """The fencing of agent-kernel 0.1: a resumer on a stale view of the log could commit."""
+
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry], *, at: int) -> None:
+        log = self._entries.get(run_id, [])
+        await super().append(run_id, attempt, entries, at=len(log))
+
+
+class _AcceptsUnclaimedRuns(MemoryJournal):
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry], *, at: int) -> None:
+        self._attempts.setdefault(run_id, attempt)
+        self._entries.setdefault(run_id, [])
+        await super().append(run_id, attempt, entries, at=at)
 
 
 class _Forgetful(MemoryJournal):
     async def load(self, run_id: str) -> list[Entry]:
         return (await super().load(run_id))[:-1]
-
-
-class _Interleaving(MemoryJournal):
-    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry]) -> None:
-        for entry in entries:
-            await super().append(run_id, attempt, [entry])
-            await anyio.sleep(0)
 
 
 class _SharedList(MemoryJournal):
@@ -241,8 +249,9 @@ class _NoUnknown(MemoryJournal):
     [
         (_NoFencing, "StaleAttempt"),
         (_WritesBeforeFencing, "write nothing"),
+        (_ChecksOnlyTheAttempt, "behind the log's end"),
+        (_AcceptsUnclaimedRuns, "never claimed"),
         (_Forgetful, "round-trip"),
-        (_Interleaving, "interleaved"),
         (_SharedList, "new list"),
     ],
 )

@@ -266,23 +266,31 @@ class Agent:
     async def _prepare(
         self, input: str | None, run_id: str | None, sink: Any, decisions: Mapping[str, Decision]
     ) -> tuple[_Run, Started]:
-        """Check everything that can be refused, then claim the run (resume when `input` is None).
+        """Check everything that can be refused, then claim the run and load it (resume when `input` is None).
 
-        Nothing is claimed for a request that fails: a refused resume never fences out
-        the attempt that holds the run.
+        Claim, then load, then append conditionally (DESIGN §4): the run is folded from
+        what is committed *after* the claim, and every append of this attempt names the
+        position it saw, so a resumer that raced another can never commit on a stale view.
+        A read-only look first refuses what can be refused (an unknown run or request)
+        and returns a finished run's outcome without claiming anything, so a refused or
+        redundant resume never fences out the attempt that holds the run.
         """
         if input is None:
             if run_id is None:
                 raise AgentError("resume needs a run_id")
-            entries = await self._journal.load(run_id)
-            if not entries:
+            look = await self._journal.load(run_id)
+            if not look:
                 raise UnknownRun(f"no run {run_id!r} in the journal ({type(self._journal).__name__})")
             run = _Run(self, run_id, sink)
-            run.replay(entries, decisions)
-            model = next((e.model for e in entries if isinstance(e, Started)), self.model or "")
-            if run.finished:  # read-only: claiming would fence out nobody's work for nothing
-                return run, Started(0, model)
-            return run, Started(await self._journal.claim(run_id), model)
+            run.replay(look, decisions)
+            if not run.finished:
+                attempt = await self._journal.claim(run_id)
+                run = _Run(self, run_id, sink)
+                run.replay(await self._journal.load(run_id), decisions)
+            else:  # read-only: claiming would fence out nobody's work for nothing
+                attempt = 0
+            model = next((e.model for e in look if isinstance(e, Started)), self.model or "")
+            return run, Started(attempt, model)
         if self.model is None:
             raise AgentError("no model: pass Agent(model=...)")
         taken = AgentError(f"run id {run_id!r} is already taken; use resume() to continue it")

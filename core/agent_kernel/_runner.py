@@ -41,6 +41,7 @@ from ._state import (
 from .errors import (
     InferenceError,
     JournalAppendFailed,
+    JournalCorrupt,
     MissingComponent,
     PatchConflict,
     PluginError,
@@ -149,6 +150,7 @@ class _Run:
         self.lock = anyio.Lock()
         self.concurrent = False  # true while tool calls of a step run concurrently
         self.position = 0  # entries applied (loaded + committed)
+        self.written = 0  # entries in the journal as this attempt saw it: where its next append goes
         self.event_base = -1
         self.event_n = 0
         # -- state and cursor (changed only by `apply`) --
@@ -318,15 +320,16 @@ class _Run:
         """Append the buffer; after a failure nothing more is written (no gap in the journal)."""
         if self.journal_failed:
             raise JournalAppendFailed("an earlier append of this invocation failed")
+        batch, self.buffer = self.buffer, []
         try:
-            await self.journal.append(self.run_id, self.attempt, self.buffer)
+            await self.journal.append(self.run_id, self.attempt, batch, at=self.written)
         except StaleAttempt:
             self.journal_failed = True
             raise
         except Exception as exc:
             self.journal_failed = True
             raise JournalAppendFailed(f"journal {type(self.journal).__name__}: {type(exc).__name__}: {exc}") from exc
-        self.buffer = []
+        self.written += len(batch)
 
     # ------------------------------------------------------------------ events
 
@@ -436,9 +439,21 @@ class _Run:
         return self.ended in FINAL
 
     def replay(self, entries: Sequence[Entry], decisions: Mapping[str, Decision]) -> None:
-        """Fold recorded `entries` and check `decisions` against them (before the run is claimed)."""
-        for entry in entries:
-            self.apply(entry)
+        """Fold recorded `entries` and check `decisions` against them.
+
+        Raises:
+            JournalCorrupt: an entry does not fold (naming the run and the entry).
+            UnknownRequest: a decision names a request the run never had.
+        """
+        for index, entry in enumerate(entries):
+            try:
+                self.apply(entry)
+            except Exception as exc:
+                raise JournalCorrupt(
+                    f"run {self.run_id!r}: journal entry {index} ({type(entry).__name__}) does not fold onto "
+                    f"the entries before it: {type(exc).__name__}: {exc}"
+                ) from exc
+        self.written = len(entries)
         self._check_decisions(decisions)
 
     async def invoke(self, start: Started, decisions: Mapping[str, Decision], timeout: float | None) -> Outcome:
@@ -663,6 +678,7 @@ class _Run:
                 ErrorInfo(f"executor returned {type(response).__name__}, not a Response", plugin, "infer", "TypeError")
             )
         self.commit(Inferred(self.state.step, response))
+        await self.flush()  # a paid response is durable as soon as it arrives, not at the next side effect
 
     async def _retry(self, what: str, attempt: int, delay: float, error: str, model: str = "") -> None:
         self.commit(Retried(what, attempt, delay, error, model))

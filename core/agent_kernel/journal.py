@@ -36,6 +36,7 @@ __all__ = [
     "Started",
     "ToolDone",
     "Waiting",
+    "check_append",
 ]
 
 
@@ -152,9 +153,14 @@ class Codec(Protocol):
 class Journal(Protocol):
     """Where runs are journaled. All methods are async and must not block the loop.
 
-    Fencing: `claim` starts a new attempt on a run and returns its number; an
-    `append` from an older attempt raises `StaleAttempt`, so a stale worker can
-    never commit after a newer one took over (DESIGN §5.6).
+    Claim, then load, then append conditionally (DESIGN §4): an invocation first
+    `claim`s the run (a new attempt number), then `load`s what is committed, and
+    every `append` is accepted only if its attempt is still the newest **and** the
+    log holds exactly `at` entries (where this attempt last saw its end), both
+    checked in the same transaction as the write (`check_append` states the rule).
+    Anything else raises `StaleAttempt` and writes nothing, so a stale worker can
+    never commit after a newer one took over, nor on a view that is no longer the
+    log's end.
     """
 
     def bind(self, codec: Codec) -> None:
@@ -163,14 +169,32 @@ class Journal(Protocol):
     async def claim(self, run_id: str) -> int:
         """Start a new attempt on `run_id` and return its number (1 for a new run)."""
 
-    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry]) -> None:
-        """Durably append `entries`; raise `StaleAttempt` if `attempt` was superseded."""
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry], *, at: int) -> None:
+        """Durably append `entries` after the first `at`; raise `StaleAttempt` as `check_append` says."""
 
     async def load(self, run_id: str) -> list[Entry]:
         """All entries of `run_id` in order; an empty list for an unknown run."""
 
     async def runs(self) -> list[str]:
         """Ids of all journaled runs, oldest first."""
+
+
+def check_append(run_id: str, attempt: int, latest: int, at: int, length: int) -> None:
+    """The append rule: `attempt` may append after `at` entries only if it is the newest
+    attempt (`latest`; 0 when the run was never claimed) and the log holds `length == at`
+    entries. Journals call it inside the transaction that writes.
+
+    Raises:
+        StaleAttempt: naming the run and what this attempt got wrong; nothing may be written.
+    """
+    if latest == 0:
+        raise StaleAttempt(f"run {run_id!r}: attempt {attempt} may not commit, the run was never claimed")
+    if attempt != latest:
+        raise StaleAttempt(f"run {run_id!r}: attempt {attempt} may not commit, attempt {latest} holds the run")
+    if at != length:
+        raise StaleAttempt(
+            f"run {run_id!r}: attempt {attempt} may not commit after entry {at}, the log holds {length} entries"
+        )
 
 
 class MemoryJournal:
@@ -189,11 +213,10 @@ class MemoryJournal:
         self._entries.setdefault(run_id, [])
         return attempt
 
-    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry]) -> None:
-        latest = self._attempts.get(run_id, 0)
-        if attempt != latest:
-            raise StaleAttempt(f"run {run_id!r}: attempt {attempt} may not commit, attempt {latest} holds the run")
-        self._entries[run_id].extend(entries)
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry], *, at: int) -> None:
+        log = self._entries.get(run_id, [])
+        check_append(run_id, attempt, self._attempts.get(run_id, 0), at, len(log))
+        log.extend(entries)
 
     async def load(self, run_id: str) -> list[Entry]:
         return list(self._entries.get(run_id, ()))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import StaleAttempt
-from ..journal import Codec, Entry
+from ..journal import Codec, Entry, check_append
 
 __all__ = ["CodecJournal"]
 
@@ -39,13 +38,12 @@ class CodecJournal:
         self.texts.setdefault(run_id, [])
         return attempt
 
-    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry]) -> None:
-        latest = self._attempts.get(run_id, 0)
-        if attempt != latest:
-            raise StaleAttempt(f"run {run_id!r}: attempt {attempt} may not commit, attempt {latest} holds the run")
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry], *, at: int) -> None:
+        texts = self.texts.get(run_id, [])
+        check_append(run_id, attempt, self._attempts.get(run_id, 0), at, len(texts))
         codec = self._codec()
         encoded = [codec.encode(entry) for entry in entries]  # encode all first: nothing half-written
-        self.texts[run_id].extend(encoded)
+        texts.extend(encoded)
 
     async def load(self, run_id: str) -> list[Entry]:
         codec = self._codec()

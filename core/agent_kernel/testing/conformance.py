@@ -480,17 +480,20 @@ def journal_entries() -> list[Entry]:
 
 
 async def check_journal(factory: Factory) -> None:
-    """Check a `Journal`.
+    """Check a `Journal` against the claim-then-load-then-append-conditionally rule.
 
     - it is bound to an agent's codec (`bind`) before use;
     - an unknown run loads ``[]``;
     - `claim` returns 1 for a new run, then increasing numbers; runs are independent;
     - `append` then `load` round-trips entries of every kind, in order, including
       plugin state values only the agent's codec can (de)serialise;
-    - an `append` by a superseded attempt raises `StaleAttempt` and writes nothing;
+    - an `append` is refused with `StaleAttempt`, writing nothing, when its attempt
+      was superseded, when the run was never claimed, or when `at` is not the log's
+      length (behind it or beyond it);
     - `runs` lists every run, oldest first;
-    - appends issued concurrently from one process each stay whole and in order,
-      and appends awaited one after another keep their order;
+    - appends to several runs issued concurrently each stay whole, and a refused one
+      among them does not fail the others (group commits isolate each append);
+    - appends awaited one after another keep their order;
     - the list `load` returns is the caller's (changing it changes nothing).
 
     Args:
@@ -504,7 +507,18 @@ async def check_journal(factory: Factory) -> None:
     agent = Agent(model="scripted", plugins=[_ConformancePlugin()], autoload=False)
     journal.bind(agent.codec)
 
+    async def refused(run_id: str, attempt: int, at: int, why: str) -> None:
+        before = await journal.load(run_id)
+        try:
+            await journal.append(run_id, attempt, [Ended("completed")], at=at)
+        except StaleAttempt:
+            pass
+        else:
+            raise AssertionError(f"{name}.append must raise StaleAttempt {why}")
+        _same_entries(await journal.load(run_id), before, f"{name}: an append refused {why} must write nothing")
+
     assert await journal.load("conformance-unknown") == [], f"{name}.load of an unknown run must return []"
+    await refused("conformance-unknown", 1, 0, "for a run that was never claimed")
 
     first = await journal.claim("run-a")
     assert first == 1, f"{name}.claim of a new run returned {first!r}, expected 1"
@@ -514,26 +528,20 @@ async def check_journal(factory: Factory) -> None:
     assert other == 1, f"{name}.claim of another new run returned {other!r}: attempts are per run"
 
     entries = journal_entries()
-    await journal.append("run-a", second, entries[:5])
-    await journal.append("run-a", second, entries[5:])
+    await journal.append("run-a", second, entries[:5], at=0)
+    await refused("run-a", second, 3, "when `at` is behind the log's end (another append came first)")
+    await refused("run-a", second, 6, "when `at` is beyond the log's end")
+    await journal.append("run-a", second, entries[5:], at=5)
     loaded = await journal.load("run-a")
     _same_entries(loaded, entries, f"{name}: append/load round-trip")
 
     third = await journal.claim("run-a")
     assert third > second, f"{name}.claim returned {third!r} after {second}"
-    try:
-        await journal.append("run-a", second, [Ended("completed")])
-    except StaleAttempt:
-        pass
-    else:
-        raise AssertionError(
-            f"{name}.append by attempt {second} after attempt {third} claimed the run must raise StaleAttempt"
-        )
-    _same_entries(await journal.load("run-a"), entries, f"{name}: a stale append must write nothing")
-    await journal.append("run-a", third, [Started(third, "scripted")])
+    await refused("run-a", second, len(entries), f"by attempt {second} after attempt {third} claimed the run")
+    await journal.append("run-a", third, [Started(third, "scripted")], at=len(entries))
     assert len(await journal.load("run-a")) == len(entries) + 1, f"{name}: the current attempt must be able to append"
 
-    await journal.append("run-b", other, [Started(1, "scripted", "b")])
+    await journal.append("run-b", other, [Started(1, "scripted", "b")], at=0)
     runs = await journal.runs()
     assert "run-a" in runs and "run-b" in runs, f"{name}.runs() returned {runs!r}, missing run-a or run-b"
     assert runs.index("run-a") < runs.index("run-b"), f"{name}.runs() must list oldest first: {runs!r}"
@@ -542,23 +550,37 @@ async def check_journal(factory: Factory) -> None:
     mutable.clear()
     assert len(await journal.load("run-b")) == 1, f"{name}.load must return a new list each time"
 
-    # concurrency from one process
-    attempt = await journal.claim("run-c")
-    batches = [[Retried(f"batch-{b}", i, 0.0, "") for i in range(3)] for b in range(12)]
+    # concurrency from one process: whole appends, a refused one failing no other
+    ids = [f"run-c{b}" for b in range(12)]
+    attempts = [await journal.claim(run_id) for run_id in ids]
+    newer = await journal.claim(ids[-1])  # the last run's first attempt is now stale
+    batches: list[list[Entry]] = [[Retried(f"batch-{b}", i, 0.0, "") for i in range(3)] for b in range(12)]
+    outcomes: dict[str, BaseException | None] = {}
+
+    async def append(run_id: str, attempt: int, batch: list[Entry]) -> None:
+        try:
+            await journal.append(run_id, attempt, batch, at=0)
+            outcomes[run_id] = None
+        except Exception as exc:
+            outcomes[run_id] = exc
+
     async with anyio.create_task_group() as tg:
-        for batch in batches:
-            tg.start_soon(journal.append, "run-c", attempt, batch)
-    got = await journal.load("run-c")
-    assert len(got) == 36, f"{name}: 12 concurrent appends of 3 entries left {len(got)} entries"
-    for start in range(0, 36, 3):
-        chunk = got[start : start + 3]
-        whats = {e.what for e in chunk}  # type: ignore[attr-defined]
-        assert len(whats) == 1 and [e.attempt for e in chunk] == [0, 1, 2], (  # type: ignore[attr-defined]
-            f"{name}: concurrent appends interleaved or reordered entries: {chunk}"
+        for run_id, attempt, batch in zip(ids, attempts, batches, strict=True):
+            tg.start_soon(append, run_id, attempt, batch)
+    assert isinstance(outcomes[ids[-1]], StaleAttempt), (
+        f"{name}: a stale append among concurrent ones raised {outcomes[ids[-1]]!r}, not StaleAttempt"
+    )
+    for run_id, batch in zip(ids[:-1], batches, strict=False):
+        assert outcomes[run_id] is None, (
+            f"{name}: an append to {run_id!r} failed with {outcomes[run_id]!r} beside a stale one"
         )
+        _same_entries(await journal.load(run_id), batch, f"{name}: concurrent appends must each stay whole")
+    assert await journal.load(ids[-1]) == [], f"{name}: the stale concurrent append must write nothing"
+    await journal.append(ids[-1], newer, batches[-1], at=0)
+
     attempt = await journal.claim("run-d")
     for i in range(20):
-        await journal.append("run-d", attempt, [Retried("sequential", i, 0.0, "")])
+        await journal.append("run-d", attempt, [Retried("sequential", i, 0.0, "")], at=i)
     order = [e.attempt for e in await journal.load("run-d")]  # type: ignore[attr-defined]
     assert order == list(range(20)), f"{name}: sequential appends came back in the order {order}"
 

@@ -44,11 +44,11 @@ class CrashingJournal:
     async def claim(self, run_id: str) -> int:
         return await self.inner.claim(run_id)
 
-    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry]) -> None:
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry], *, at: int) -> None:
         self.appends += 1
         if self.appends == self.at and self.when == "before":
             os._exit(CRASH_EXIT_CODE)
-        await self.inner.append(run_id, attempt, entries)
+        await self.inner.append(run_id, attempt, entries, at=at)
         if self.appends == self.at and self.when == "after":
             os._exit(CRASH_EXIT_CODE)
 

@@ -415,8 +415,8 @@ class _SharedJournal:
     async def claim(self, run_id: str) -> int:
         return await self.inner.claim(run_id)
 
-    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry]) -> None:
-        await self.inner.append(run_id, attempt, entries)
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry], *, at: int) -> None:
+        await self.inner.append(run_id, attempt, entries, at=at)
 
     async def load(self, run_id: str) -> list[Entry]:
         return await self.inner.load(run_id)

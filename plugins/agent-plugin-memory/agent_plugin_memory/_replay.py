@@ -54,7 +54,7 @@ class _Replayer:
     async def claim(self, run_id: str) -> int:
         return 2
 
-    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry]) -> None:
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry], *, at: int) -> None:
         """The replay's own entries are not kept."""
 
     async def load(self, run_id: str) -> list[Entry]:
@@ -162,5 +162,5 @@ async def fork_run(journal: Journal, run_id: str, *, at_step: int, new_run_id: s
     attempt = await journal.claim(new_run_id)
     if attempt != 1 or await journal.load(new_run_id):
         raise ForkError(f"run id {new_run_id!r} is already taken in the journal; choose another new_run_id")
-    await journal.append(new_run_id, attempt, prefix)
+    await journal.append(new_run_id, attempt, prefix, at=0)
     return new_run_id

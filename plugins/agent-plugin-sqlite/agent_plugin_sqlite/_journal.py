@@ -18,8 +18,8 @@ import anyio.to_thread
 from attrs import field, frozen
 
 from agent_kernel import hookimpl
-from agent_kernel.errors import AgentError, JournalCorrupt, StaleAttempt
-from agent_kernel.journal import Codec, Ended, Entry, Started
+from agent_kernel.errors import AgentError, JournalCorrupt
+from agent_kernel.journal import Codec, Ended, Entry, Started, check_append
 
 from . import _schema
 from ._schema import APPLICATION_ID, schema_version
@@ -207,18 +207,19 @@ class SqliteJournal:
         """Start a new attempt on `run_id` (atomically, across processes); return its number."""
         return await self._write(partial(self._claim_op, run_id))
 
-    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry]) -> None:
-        """Durably append `entries` to `run_id` as `attempt`.
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry], *, at: int) -> None:
+        """Durably append `entries` to `run_id` as `attempt`, after its first `at` entries.
 
-        The attempt is checked in the same transaction as the insert.
+        The attempt and the position are checked in the same transaction as the insert.
 
         Raises:
             StaleAttempt: `attempt` is not the run's latest attempt (a newer one
-                claimed it, or it was never claimed); nothing was written.
+                claimed it, or it was never claimed), or the run does not hold
+                exactly `at` entries; nothing was written.
         """
         codec = self._bound()
         entries = list(entries)
-        await anyio.to_thread.run_sync(self._append_sync, codec, run_id, attempt, entries)
+        await anyio.to_thread.run_sync(self._append_sync, codec, run_id, attempt, at, entries)
 
     async def load(self, run_id: str) -> list[Entry]:
         """All entries of `run_id` in order; ``[]`` for an unknown run."""
@@ -595,7 +596,7 @@ class SqliteJournal:
         conn.execute("UPDATE runs SET attempt = ?, updated = ? WHERE id = ?", (attempt, now, run_id))
         return attempt
 
-    def _append_sync(self, codec: Codec, run_id: str, attempt: int, entries: list[Entry]) -> None:
+    def _append_sync(self, codec: Codec, run_id: str, attempt: int, at: int, entries: list[Entry]) -> None:
         rows: list[tuple[str, str]] = []
         status: str | None = None
         model: str | None = None
@@ -605,26 +606,21 @@ class SqliteJournal:
                 status, model = "running", entry.model
             elif isinstance(entry, Ended):
                 status = entry.reason
-        self._submit(partial(self._append_op, run_id, attempt, rows, status, model))
+        self._submit(partial(self._append_op, run_id, attempt, at, rows, status, model))
 
     def _append_op(
         self,
         run_id: str,
         attempt: int,
+        at: int,
         rows: list[tuple[str, str]],
         status: str | None,
         model: str | None,
         conn: sqlite3.Connection,
     ) -> None:
         found = conn.execute("SELECT attempt, length, meta FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if found is None:
-            raise StaleAttempt(
-                f"run {run_id!r}: attempt {attempt} may not commit, no attempt holds the run "
-                f"(it was never claimed in {self.path})"
-            )
-        latest, length, meta = found
-        if attempt != latest:
-            raise StaleAttempt(f"run {run_id!r}: attempt {attempt} may not commit, attempt {latest} holds the run")
+        latest, length, meta = found if found is not None else (0, 0, None)
+        check_append(run_id, attempt, latest, at, length)
         if not rows:
             return
         conn.executemany(

@@ -111,8 +111,8 @@ async def test_every_entry_kind_round_trips_through_the_agents_codec(db, durabil
     _, journal = codec_agent(db, durability=durability)
     sample = every_entry_kind()
     await journal.claim("run")
-    await journal.append("run", 1, sample[:5])
-    await journal.append("run", 1, sample[5:])
+    await journal.append("run", 1, sample[:5], at=0)
+    await journal.append("run", 1, sample[5:], at=5)
     assert await journal.load("run") == sample
     journal.close()
     # a new agent (so a new codec and converter) reads the same objects back

@@ -60,7 +60,7 @@ async def test_a_stale_append_in_a_group_commit_fails_alone(db):
 
     async def append(i: int) -> None:
         try:
-            await journal.append(f"r{i}", 1, [Retried("x", i, 0.0, "e")])
+            await journal.append(f"r{i}", 1, [Retried("x", i, 0.0, "e")], at=0)
             results[i] = "ok"
         except StaleAttempt as exc:
             results[i] = exc
@@ -115,9 +115,9 @@ async def who_releases_the_lock(db: str, *, in_loop: bool) -> str:
         timer.start()
         nursery.start_soon(ticker)
         if in_loop:  # what a journal that blocks the loop would do
-            journal._append_sync(journal._bound(), "locked", 1, entries)
+            journal._append_sync(journal._bound(), "locked", 1, 0, entries)
         else:
-            await journal.append("locked", 1, entries)
+            await journal.append("locked", 1, entries, at=0)
         nursery.cancel_scope.cancel()
     timer.cancel()
     holder.close()
@@ -143,7 +143,7 @@ async def test_many_concurrent_writers_and_readers(db, durability):
         run_id = f"w{i}"
         attempt = await journal.claim(run_id)
         for j in range(5):
-            await journal.append(run_id, attempt, [Retried("x", j, 0.0, run_id)])
+            await journal.append(run_id, attempt, [Retried("x", j, 0.0, run_id)], at=j)
             assert len(await journal.load(run_id)) == j + 1
 
     async with trio.open_nursery() as nursery:
@@ -175,7 +175,7 @@ async def test_a_failed_group_commit_fails_every_write_in_it(db, monkeypatch):
 
     async def append(i: int) -> None:
         try:
-            await journal.append(f"r{i}", 1, [Retried("x", i, 0.0, "e")])
+            await journal.append(f"r{i}", 1, [Retried("x", i, 0.0, "e")], at=0)
             results[i] = "ok"
         except JournalUnavailable as exc:
             results[i] = exc
@@ -196,5 +196,5 @@ async def test_a_failed_group_commit_fails_every_write_in_it(db, monkeypatch):
     monkeypatch.undo()
     for i in range(3):
         assert await journal.load(f"r{i}") == []  # the first write's savepoint was rolled back too
-    await journal.append("r0", 1, [Retried("x", 0, 0.0, "e")])  # and the journal still works
+    await journal.append("r0", 1, [Retried("x", 0, 0.0, "e")], at=0)  # and the journal still works
     assert len(await journal.load("r0")) == 1

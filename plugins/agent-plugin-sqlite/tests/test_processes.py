@@ -115,15 +115,15 @@ async def test_resume_in_a_fresh_subprocess(db):
 async def test_a_stale_attempt_cannot_append_across_processes(db):
     _, journal = codec_agent(db)
     assert await journal.claim("r") == 1
-    await journal.append("r", 1, [Retried("x", 0, 0.0, "mine")])
+    await journal.append("r", 1, [Retried("x", 0, 0.0, "mine")], at=0)
     done = await python(
         """
         agent, journal = codec_agent(path)
         async def main():
             attempt = await journal.claim("r")
-            await journal.append("r", attempt, [Retried("x", 1, 0.0, "theirs")])
+            await journal.append("r", attempt, [Retried("x", 1, 0.0, "theirs")], at=1)
             try:
-                await journal.append("r", 1, [Retried("x", 2, 0.0, "stale")])
+                await journal.append("r", 1, [Retried("x", 2, 0.0, "stale")], at=2)
             except StaleAttempt as exc:
                 return attempt, str(exc)
             return attempt, None
@@ -135,7 +135,7 @@ async def test_a_stale_attempt_cannot_append_across_processes(db):
     assert attempt == 2
     assert their_error is not None and "attempt 1" in their_error
     with pytest.raises(StaleAttempt) as info:
-        await journal.append("r", 1, [Retried("x", 3, 0.0, "stale here too")])
+        await journal.append("r", 1, [Retried("x", 3, 0.0, "stale here too")], at=2)
     assert "attempt 1" in str(info.value) and "attempt 2" in str(info.value)
     assert [e.error for e in await journal.load("r")] == ["mine", "theirs"]
 
@@ -159,10 +159,11 @@ async def test_racing_processes_get_unique_attempts_and_never_commit_stale(db, t
             for i in range(int(sys.argv[4])):
                 attempt = await journal.claim("race")
                 claimed.append(attempt)
+                seen = len(await journal.load("race"))
                 if i % 2:
                     await trio.sleep(0.0005)  # widen the window in which the other process may claim
                 try:
-                    await journal.append("race", attempt, [Retried("race", attempt, 0.0, name)])
+                    await journal.append("race", attempt, [Retried("race", attempt, 0.0, name)], at=seen)
                     committed += 1
                 except StaleAttempt:
                     stale += 1

@@ -38,7 +38,7 @@ def pragmas(path) -> tuple[int, int, str]:
 async def make_journal_file(path, n: int = 10) -> None:
     _, journal = codec_agent(path)
     await journal.claim("r")
-    await journal.append("r", 1, entries(n))
+    await journal.append("r", 1, entries(n), at=0)
     journal.close()  # the last connection checkpoints the WAL into the file
 
 
