@@ -16,6 +16,7 @@ Without root (no namespaces) workers are plain loopback processes, and it says s
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import random
 import shutil
@@ -67,6 +68,7 @@ class Host:
         self.net = f"10.{200 + tag % 50}.{index}"
         self.server_ip = f"{self.net}.1" if netns else "127.0.0.1"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
         self.starts = 0
         self.cut = False
 
@@ -126,6 +128,7 @@ class Chaos:
             "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
         }
         host.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        host.started = time.monotonic()
         log.close()
 
     def kill(self, host: Host) -> None:
@@ -176,8 +179,14 @@ class Chaos:
             restarted_db = False
             cut: tuple[Host, dict[str, int], float] | None = None
             link_cut_done = False
-            next_kill = time.monotonic() + self.random.uniform(1.0, 3.0)
+            next_kill = time.monotonic() + self.random.uniform(3.0, 7.0)
+            next_report = time.monotonic() + 10
             while len(done) < len(ids) and time.monotonic() < deadline:
+                if time.monotonic() >= next_report:
+                    next_report += 10
+                    self.log(
+                        f"chaos: {time.monotonic() - started:.0f} s, {len(done)}/{len(ids)} runs done, {dict(self.events)}"
+                    )
                 # supervisor: a worker that exited (killed, or crashed on a lost connection) is started again
                 for host in self.hosts:
                     if host.proc is not None and host.proc.poll() is not None:
@@ -185,16 +194,17 @@ class Chaos:
                         self.start_worker(host)
                 progress = len(done) / len(ids)
                 now = time.monotonic()
-                if now >= next_kill:
-                    victim = self.random.choice([h for h in self.hosts if not h.cut])
-                    self.kill(victim)
+                # a worker that has been up a while (so it holds runs), killed at a random instant
+                ripe = [h for h in self.hosts if not h.cut and now - h.started > 4.0]
+                if now >= next_kill and ripe:
+                    self.kill(self.random.choice(ripe))
                     self.events["SIGKILLs"] += 1
-                    next_kill = now + self.random.uniform(1.5, 4.0)
-                if self.netns and not link_cut_done and cut is None and progress >= 0.15:
+                    next_kill = now + self.random.uniform(4.0, 8.0)
+                if self.netns and not link_cut_done and cut is None and progress >= 0.1:
                     cut = await self._cut_link(queue)
                 if cut is not None:
                     host, held, when = cut
-                    if await self._taken_over(queue, held) or time.monotonic() - when > 25:
+                    if await self._taken_over(queue, held) or time.monotonic() - when > 20:
                         host.set_link(True)
                         self.events["links restored"] += 1
                         self.log(f"chaos: link of {host.name} restored after {time.monotonic() - when:.1f} s")
@@ -271,7 +281,7 @@ class Chaos:
                     ).fetchall()
                     recorded[run_id] = turns_recorded(rows, entries[run_id])
                     attempts = [row[1] for row in rows]
-                    fenced_commits += sum(1 for a, b in zip(attempts, attempts[1:], strict=False) if b < a)
+                    fenced_commits += sum(1 for a, b in itertools.pairwise(attempts) if b < a)
                     # a superseded attempt is refused now too
                     with contextlib.suppress(StaleAttempt):
                         if attempts and attempts[-1] > 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pathlib
@@ -18,7 +19,7 @@ from agent_kernel import Agent, Approve, Deny
 from agent_kernel.errors import StaleAttempt
 from agent_kernel.testing.crash import UseJournal
 from agent_plugin_postgres import PostgresJournal
-from agent_plugin_procrastinate import RunQueue, Settled
+from agent_plugin_procrastinate import RunQueue, Settled, _command
 
 HERE = pathlib.Path(__file__).resolve().parent
 WAIT = 120.0  # generous: the CI machine is shared
@@ -122,25 +123,46 @@ async def test_sigterm_drains_leaving_runs_resumable(dsn, workers):
     assert facts["non_idempotent_repeated"] == 0 and facts["recorded_turns_requested_again"] == 0, facts
 
 
-def test_cli_submit_decide_outcome(dsn, workers, tmp_path):
+async def test_cli_submit_decide_outcome(dsn, workers, capsys):
+    """``agent-kernel submit`` in a fresh interpreter (the commands are registered), then decide and outcome."""
     workers.start(concurrency=2)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-
-    def cli(*args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "agent_kernel", *args], capture_output=True, text=True, env=env, timeout=WAIT
+    result = await anyio.to_thread.run_sync(
+        lambda: subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "agent_kernel",
+                "submit",
+                "--dsn",
+                dsn,
+                "run=c1 steps=3 approve=1",
+                "--run-id",
+                "c1",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=WAIT,
         )
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "c1", result.stderr
 
-    run_id = cli("submit", "--dsn", dsn, "run=c1 steps=3 approve=1", "--run-id", "c1")
-    assert run_id == "c1"
-    found = cli("outcome", "--dsn", dsn, "--agent", "queue_testkit:make_agent", "c1", "--wait", "--timeout", "120")
-    view = json.loads(found)
+    def command(name: str, *args: str) -> object:
+        configure, run = _command.COMMANDS[name]
+        parser = argparse.ArgumentParser()
+        configure(parser)
+        capsys.readouterr()
+        assert run(parser.parse_args(list(args))) == 0
+        return json.loads(capsys.readouterr().out or "null")
+
+    def cli_outcome(*extra: str) -> dict:
+        return command("outcome", "--dsn", dsn, "--agent", "queue_testkit:make_agent", "c1", *extra)  # type: ignore[return-value]
+
+    view = await anyio.to_thread.run_sync(lambda: cli_outcome("--wait", "--timeout", str(WAIT)))
     assert view["reason"] == "suspended" and len(view["pending"]) == 1, (view, workers.logs())
-    cli("decide", "--dsn", dsn, "c1", "--approve", view["pending"][0]["id"])
-    for _ in range(200):
-        view = json.loads(cli("outcome", "--dsn", dsn, "--agent", "queue_testkit:make_agent", "c1"))
-        if view and view["reason"] == "completed":
-            break
+    await anyio.to_thread.run_sync(lambda: command("decide", "--dsn", dsn, "c1", "--approve", view["pending"][0]["id"]))
+    async with RunQueue(dsn, agent=make_agent) as queue:
+        await settle(queue, ["c1"])
+    view = await anyio.to_thread.run_sync(cli_outcome)
     assert view["reason"] == "completed" and view["output"] == "done", (view, workers.logs())
