@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, final
@@ -30,7 +30,7 @@ from ._serde import JsonCodec, make_converter
 from ._state import Decision, RunState, ToolSpec, freeze_mapping
 from .errors import AgentError, MissingComponent, PluginLoadError, StaleAttempt, UnknownRun
 from .hookspecs import PHASES
-from .journal import Journal, MemoryJournal, Started
+from .journal import Entry, Journal, MemoryJournal, Started
 
 if TYPE_CHECKING:
     from cattrs import Converter
@@ -160,6 +160,19 @@ class Agent:
     def tools(self) -> tuple[ToolSpec, ...]:
         """Every registered tool."""
         return self._tool_specs
+
+    def fold(self, run_id: str, entries: Sequence[Entry]) -> RunState:
+        """The state a run's journal `entries` fold to with this agent's plugins; nothing is called.
+
+        What `resume` would load, checked without resuming (``agent-kernel sqlite --check``
+        folds every run this way).
+
+        Raises:
+            JournalCorrupt: an entry does not fold onto the ones before it (naming run and entry).
+        """
+        run = _Run(self, run_id, None)
+        run.replay(entries, {})
+        return run.state
 
     async def run(self, input: str, *, run_id: str | None = None, timeout: float | None = None) -> Outcome:
         """Run the agent on `input` until it completes, stops, suspends, fails or is cancelled.

@@ -9,6 +9,7 @@ import sqlite3
 import sys
 from typing import Any
 
+from agent_kernel import Agent
 from agent_kernel.errors import AgentError, JournalCorrupt
 
 from ._journal import JournalUnavailable, check_header
@@ -24,7 +25,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("path", help="the journal file")
     parser.add_argument("--run", metavar="RUN_ID", help="print this run's entries instead, one JSON object a line")
-    parser.add_argument("--check", action="store_true", help="also run SQLite's integrity check (exit 1 if it fails)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="also run SQLite's integrity check and fold every run with the installed plugins, "
+        "as a resume would (exit 1 if anything fails)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(line, sort_keys=True))
     else:
         print(json.dumps(report, indent=2, sort_keys=True))
-    return 0 if report.get("integrity", "ok") == "ok" else 1
+    return 0 if report.get("integrity", "ok") == "ok" and not report.get("unresumable") else 1
 
 
 def inspect(path: str, *, run_id: str | None = None, check: bool = False) -> dict[str, Any]:
@@ -90,6 +96,8 @@ def inspect(path: str, *, run_id: str | None = None, check: bool = False) -> dic
             if check:
                 problems = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
                 report["integrity"] = "ok" if problems == ["ok"] else "; ".join(problems)
+                if version:
+                    report["unresumable"], report["not_checked"] = _fold_every_run(conn)
             conn.execute("ROLLBACK")
             return report
         except sqlite3.DatabaseError as exc:
@@ -99,6 +107,34 @@ def inspect(path: str, *, run_id: str | None = None, check: bool = False) -> dic
             raise JournalUnavailable(f"journal file {path} cannot be read: {exc}") from exc
     finally:
         conn.close()
+
+
+def _fold_every_run(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[str, str]]:
+    """Fold every run as a resume would, with an agent built from the installed plugins.
+
+    Returns the runs that do not fold (a resume would reject them whatever is installed)
+    and the runs not checked (an entry does not decode with the installed plugins: the
+    plugins that wrote it are missing here), each with why.
+    """
+    agent = Agent()
+    unresumable: dict[str, str] = {}
+    not_checked: dict[str, str] = {}
+    for (run_id,) in conn.execute("SELECT id FROM runs ORDER BY seq").fetchall():
+        entries = []
+        for seq, kind, data in conn.execute(
+            "SELECT seq, kind, data FROM entries WHERE run_id = ? ORDER BY seq", (run_id,)
+        ).fetchall():
+            try:
+                entries.append(agent.codec.decode(data))
+            except Exception as exc:
+                not_checked[run_id] = f"entry {seq} ({kind}) does not decode with the installed plugins: {exc}"
+                break
+        else:
+            try:
+                agent.fold(run_id, entries)
+            except JournalCorrupt as exc:
+                unresumable[run_id] = str(exc)
+    return unresumable, not_checked
 
 
 def _json(text: str) -> Any:

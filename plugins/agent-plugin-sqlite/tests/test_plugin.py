@@ -14,9 +14,11 @@ from importlib_metadata import distribution, entry_points
 from sqlite_testkit import Tools, scenario_agent
 
 import agent_plugin_sqlite
-from agent_kernel import Agent
-from agent_kernel.journal import MemoryJournal
+from agent_kernel import Agent, Approve
+from agent_kernel.errors import JournalCorrupt
+from agent_kernel.journal import Decided, MemoryJournal
 from agent_kernel.testing import ScriptedModel, text
+from agent_kernel.testing.crash import UseJournal
 
 
 def test_the_entry_point_names_the_module():
@@ -84,6 +86,37 @@ async def test_inspect_reports_runs_threads_and_entries(db, capsys):
     assert lines[0]["kind"] == "Started" and lines[0]["entry"]["input"] == "compute"
     assert lines[-1]["entry"] == {"type": "Ended", "reason": "suspended", "error": None, "v": 1}
     assert db.read_bytes() == before  # read-only
+
+
+async def test_check_flags_the_runs_a_resume_would_reject(db, capsys, monkeypatch):
+    """One run's entry does not fold (a decision for a request it never had): it is named,
+    with why, and the check fails. A run the installed plugins cannot decode is listed
+    as not checked; a good run is in neither list."""
+    from agent_plugin_sqlite import _command
+
+    journal = agent_plugin_sqlite.SqliteJournal(db)
+    agent = Agent(model="scripted", plugins=[ScriptedModel([text("hi")] * 3), UseJournal(journal)])
+    for run_id in ("good", "unfoldable", "undecodable"):
+        assert (await agent.run("hi", run_id=run_id)).reason == "completed"
+    agent.journal.close()
+    decided = agent.codec.encode(Decided("no-such-request", Approve()))
+    with sqlite3.connect(db) as conn:
+        for run_id, data in (("unfoldable", decided), ("undecodable", '{"type": "Nope", "v": 1}')):
+            (length,) = conn.execute("SELECT length FROM runs WHERE id = ?", (run_id,)).fetchone()
+            conn.execute("INSERT INTO entries VALUES (?, ?, 1, 'X', ?)", (run_id, length, data))
+            conn.execute("UPDATE runs SET length = length + 1 WHERE id = ?", (run_id,))
+    conn.close()
+    parser = argparse.ArgumentParser()
+    _command.configure(parser)
+    assert _command.run(parser.parse_args([str(db), "--check"])) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert list(report["unresumable"]) == ["unfoldable"] and list(report["not_checked"]) == ["undecodable"]
+    assert "run 'unfoldable': journal entry" in report["unresumable"]["unfoldable"]
+    assert "Decided" in report["unresumable"]["unfoldable"]
+    assert "does not decode with the installed plugins" in report["not_checked"]["undecodable"]
+    again = Agent(model="scripted", plugins=[UseJournal(agent_plugin_sqlite.SqliteJournal(db))])
+    with pytest.raises(JournalCorrupt, match="unfoldable"):
+        await again.resume("unfoldable")
 
 
 async def test_inspect_refuses_bad_files(db, tmp_path, capsys):
