@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from agent_kernel import Agent, ToolRegistrar, hookimpl
@@ -47,7 +49,7 @@ class Weather:
         return f"sunny in {city} for {days} day(s)"
 
 
-def agent_with(plugin: object, turns: list[object]) -> Agent:
+def agent_with(plugin: object, turns: list[Any]) -> Agent:
     # the strategy comes from the `tools` entry point in a real install; here it is explicit
     class Strategy:
         name = "strategy"
