@@ -10,7 +10,9 @@ no socket) and times full HTTP GETs of pages, each rendered to HTML:
 * ``/runs`` again: the same page with the per-run counts cached;
 * ``/runs?status=suspended``: a filtered page;
 * ``/runs?before=K``: a page deep in the keyset order;
-* ``/inbox``: every pending approval request across runs (up to 500).
+* ``/inbox``: the pending approval requests across runs (the first 100);
+* ``/runs/long``: a run of 1,001 steps (its last page of 50 steps), its first page,
+  and the fragment a live page polls.
 
     .venv/bin/python bench/inspector_runs.py [--runs 10000] [--repeat 20] [--dir DIR]
 
@@ -69,7 +71,8 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-async def templates(path: str) -> list[str]:
+async def templates(path: str, steps: int) -> list[str]:
+    """Run the template runs (and the long run of `steps` tool steps); return the templates' ids."""
     agent = Agent(
         model="scripted",
         plugins=[
@@ -83,6 +86,18 @@ async def templates(path: str) -> list[str]:
     prompts = {"t-hello": "hello there", "t-deploy": "deploy prod", "t-fail": "fail", "t-count": "count 3"}
     for run_id, prompt in prompts.items():
         await agent.run(prompt, run_id=run_id)
+    long = Agent(
+        model="scripted",
+        plugins=[
+            SqliteJournal(path, durability="batched"),
+            ScriptedModel([policy] * (steps + 1)),
+            FakeTools(deploy, broken, add),
+        ],
+        autoload=False,
+        max_steps=None,
+    )
+    outcome = await long.run(f"count {steps}", run_id="long")
+    assert outcome.stats.steps == steps + 1, outcome
     return list(prompts)
 
 
@@ -134,7 +149,7 @@ async def timed(client: httpx.AsyncClient, url: str, repeat: int) -> tuple[float
     return times[0], statistics.median(times[1:]), size
 
 
-async def bench(path: str, repeat: int) -> None:
+async def bench(path: str, repeat: int, long_steps: int) -> None:
     app = create_app(SqliteSource(path))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -143,6 +158,7 @@ async def bench(path: str, repeat: int) -> None:
             deep = conn.execute("SELECT seq FROM runs ORDER BY seq LIMIT 1 OFFSET 100").fetchone()[0]
             total = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
             entries = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+            long_entries = conn.execute("SELECT length FROM runs WHERE id = 'long'").fetchone()[0]
             conn.close()
             print(f"journal: {total} runs, {entries} entries, {os.path.getsize(path) / 1e6:.1f} MB")
             print(f"{'page':38} {'first ms':>9} {'median ms':>10} {'bytes':>8}")
@@ -152,6 +168,9 @@ async def bench(path: str, repeat: int) -> None:
                 ("/runs?status=completed&before=deep", f"/runs?status=completed&before={deep}"),
                 (f"/runs?before={deep} (near the oldest)", f"/runs?before={deep}"),
                 ("/inbox (pending requests, first 100)", "/inbox"),
+                (f"/runs/long ({long_steps + 1} steps, the latest 50)", "/runs/long"),
+                ("/runs/long?steps=1-50", "/runs/long?steps=1-50"),
+                ("/fragment/run/long (a live poll)", f"/fragment/run/long?after={long_entries - 10}"),
             ):
                 first, median, size = await timed(client, url, repeat)
                 print(f"{label:38} {first:9.1f} {median:10.1f} {size:8d}")
@@ -166,15 +185,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--long", type=int, default=1000, help="tool steps of the one long run (default 1000)")
     parser.add_argument("--dir", help="where to put the journal file (default: a temporary directory)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         path = os.path.join(tmp, "runs.db")
         start = time.perf_counter()
-        ids = anyio.run(templates, path, backend="trio")
-        fill(path, ids, args.runs)
+        ids = anyio.run(templates, path, args.long, backend="trio")
+        fill(path, ids, args.runs - 1)  # the long run is one of them
         print(f"built the journal in {time.perf_counter() - start:.1f} s")
-        anyio.run(bench, path, args.repeat, backend="trio")
+        anyio.run(bench, path, args.repeat, args.long, backend="trio")
 
 
 if __name__ == "__main__":

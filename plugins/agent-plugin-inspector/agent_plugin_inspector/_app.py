@@ -457,13 +457,13 @@ class Inspector:
         size = self.steps_per_page
         pages = [(first, min(first + size - 1, n)) for first in range(1, n + 1, size)] or [(1, 1)]
         wanted = request.query_params.get("steps", "")
-        shown = pages[-1]
+        latest = (max(1, n - size + 1), max(1, n))  # by default: the last steps, where a live run grows
+        shown = latest
         first_text, _, last_text = wanted.partition("-")
-        if first_text.isdigit() and last_text.isdigit():
-            shown = (max(1, int(first_text)), max(int(first_text), int(last_text)))
-        lo, hi = index.seq_range(shown[0], shown[1])
-        if shown == pages[0]:
-            lo = 0  # the first page starts with the run's start
+        if first_text.isdigit() and last_text.isdigit():  # a page at most: never the whole of a long run
+            first = max(1, int(first_text))
+            shown = (first, min(max(first, int(last_text)), first + size - 1))
+        lo, hi = index.seq_range(shown[0], shown[1])  # from entry 0 when step 1 is shown
         entries = self.redact(await self.source.entries(run_id, lo=lo, hi=hi))
         names: dict[str, str] = {}
         if lo > 0:  # names of calls asked for earlier in the step
@@ -480,6 +480,7 @@ class Inspector:
             run=run,
             rows=rows,
             pages=pages,
+            latest=latest,
             shown=shown,
             live=live,
             last_seq=entries[-1].seq if entries else lo - 1,

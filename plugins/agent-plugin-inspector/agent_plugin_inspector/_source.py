@@ -468,7 +468,7 @@ class SqliteSource:
             starts: dict[int, int] = {}
             for seq, step in conn.execute(
                 "SELECT seq, json_extract(data, '$.step') FROM entries WHERE run_id = ? AND kind = 'Committed'"
-                " AND json_extract(data, '$.phase') = 'step_start' ORDER BY seq",
+                " AND data LIKE '%\"step_start\"%' AND json_extract(data, '$.phase') = 'step_start' ORDER BY seq",
                 (run_id,),
             ):
                 starts.setdefault(int(step), seq)  # a resumed step keeps its first start

@@ -190,7 +190,7 @@ def test_serve_refuses_a_public_address_without_a_token(
 def test_the_benchmark_still_runs(tmp_path: pathlib.Path) -> None:
     bench = HERE.parents[2] / "bench" / "inspector_runs.py"
     result = subprocess.run(
-        [sys.executable, str(bench), "--runs", "300", "--repeat", "2", "--dir", str(tmp_path)],
+        [sys.executable, str(bench), "--runs", "300", "--repeat", "2", "--long", "60", "--dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,

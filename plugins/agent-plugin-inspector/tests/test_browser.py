@@ -251,9 +251,10 @@ def test_a_long_run_opens_by_step_ranges(db: pathlib.Path, page: Any) -> None:
     run_now(db, "steps 24", "long")  # 24 tool steps and the answer: 25 steps
     with Server(_app(db, steps_per_page=10)) as server:
         page.goto(f"{server.url}/runs/long")
-        assert page.locator("nav.steps a").count() == 2  # steps 1-10 and 11-20; 21-25 is the page shown
+        assert page.locator("nav.steps a").count() == 3  # steps 1-10, 11-20, 21-25; the latest 10 are shown
+        assert page.locator("#latest-steps").inner_text() == "latest (16–25)"
         titles = "rows => rows.map(r => r.textContent)"
-        assert page.locator("#timeline li.step .title").evaluate_all(titles) == [f"Step {n}" for n in range(21, 26)]
+        assert page.locator("#timeline li.step .title").evaluate_all(titles) == [f"Step {n}" for n in range(16, 26)]
         assert "ended: completed" in page.locator("#timeline li").last.inner_text()
         page.click("nav.steps >> text=1–10")
         page.wait_for_url("**steps=1-10")
