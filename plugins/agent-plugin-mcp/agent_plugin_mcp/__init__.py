@@ -8,9 +8,17 @@ tools to the model as ``<name>__<tool>``::
         agent = Agent(model="openai:gpt-4o-mini", plugins=[time])
         outcome = await agent.run("What time is it in Tokyo?")
 
+Without ``async with``, ``Agent(plugins=[MCPTools(...)])`` starts the server when the
+agent is built (its tools are needed then) in a thread of its own, and it stays up
+for the agent's runs until `MCPTools.close` or the end of the process. In
+``agent.toml``, ``[plugins.mcp.servers.<name>]`` tables declare servers (see `Settings`).
+
 The MCP SDK is imported only when a server is started.
 """
 
+from ._config import MCPServers as MCPServers
+from ._config import ServerSettings as ServerSettings
+from ._config import Settings as Settings
 from ._content import to_tool_result as to_tool_result
 from ._errors import MCPConnectionLost as MCPConnectionLost
 from ._errors import MCPError as MCPError
@@ -23,8 +31,11 @@ __all__ = [
     "SEPARATOR",
     "MCPConnectionLost",
     "MCPError",
+    "MCPServers",
     "MCPTimeout",
     "MCPTools",
+    "ServerSettings",
+    "Settings",
     "kernel_names",
     "to_tool_result",
 ]

@@ -35,10 +35,10 @@ import math
 import os
 import shlex
 import tempfile
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from types import SimpleNamespace, TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -49,6 +49,11 @@ from agent_kernel.errors import ToolInputError
 from ._content import to_tool_result
 from ._errors import MCPConnectionLost, MCPError, MCPTimeout
 from ._names import SEPARATOR, check_prefix, check_server_name, kernel_names
+
+if TYPE_CHECKING:
+    from ._host import Host
+
+T = TypeVar("T")
 
 _log = logging.getLogger("agent_plugin_mcp")
 
@@ -204,7 +209,8 @@ class MCPTools:
     Args:
         name: the server's name: it prefixes its tools and names it in errors; the
             plugin registers as ``mcp:<name>``.
-        command: the executable of a stdio server (with `args`, `env`, `cwd`).
+        command: the executable of a stdio server (with `args`, `env`, `cwd`), or a
+            list: the executable and its first arguments (``["uvx", "mcp-server-time"]``).
         url: the endpoint of a streamable HTTP server (with `headers`).
         env: extra environment variables for a stdio server, over the SDK's minimal
             default environment (HOME, LOGNAME, PATH, SHELL, TERM, USER).
@@ -230,7 +236,7 @@ class MCPTools:
     def __init__(
         self,
         name: str,
-        command: str | None = None,
+        command: str | Sequence[str] | None = None,
         url: str | None = None,
         env: Mapping[str, str] | None = None,
         *,
@@ -244,10 +250,17 @@ class MCPTools:
         restart: bool = True,
     ) -> None:
         self.server = check_server_name(name)
-        if (command is None) == (url is None):
-            raise ValueError(f"MCP server {name!r}: give exactly one of command= (stdio) and url= (streamable HTTP)")
         if isinstance(args, str):
             raise ValueError(f"MCP server {name!r}: args must be a list of strings, not the string {args!r}")
+        if command is not None and not isinstance(command, str):
+            if isinstance(command, bytes) or not all(isinstance(part, str) for part in command):
+                raise ValueError(f"MCP server {name!r}: command must be a string or a list of strings")
+            if not command:
+                raise ValueError(f"MCP server {name!r}: command is an empty list")
+            # ["uvx", "mcp-server-time"]: the executable, then arguments before `args`
+            command, args = command[0], [*command[1:], *args]
+        if (command is None) == (url is None):
+            raise ValueError(f"MCP server {name!r}: give exactly one of command= (stdio) and url= (streamable HTTP)")
         if url is not None and (env or args or cwd is not None):
             raise ValueError(f"MCP server {name!r}: env, args and cwd apply to a command, not to a url")
         if command is not None and headers:
@@ -283,6 +296,8 @@ class MCPTools:
         self._closing = False
         self._wake: anyio.Event | None = None
         self._restarting: anyio.Event | None = None
+        self._host: Host | None = None
+        self._hosted = False  # started by an agent, without `async with`
 
     def __repr__(self) -> str:
         how = f"command={self.target!r}" if self.command is not None else f"url={self.url!r}"
@@ -314,6 +329,29 @@ class MCPTools:
     # ------------------------------------------------------------------ lifetime
 
     async def __aenter__(self) -> Self:
+        host = self._host
+        if host is not None and host.alive:
+            raise RuntimeError(
+                f"{self!r} was started for an agent built without `async with`; call close() before entering it"
+            )
+        await self._enter()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._exit()
+
+    @asynccontextmanager
+    async def _entered(self) -> AsyncIterator[None]:
+        """``async with self`` for the host thread (no check against the host itself)."""
+        await self._enter()
+        try:
+            yield
+        finally:
+            await self._exit()
+
+    async def _enter(self) -> None:
         if self._tg is not None:
             raise RuntimeError(f"{self!r} is already entered")
         sdk = await _load_sdk()
@@ -332,11 +370,8 @@ class MCPTools:
             await tg.__aexit__(None, None, None)
             raise
         self._tg = tg
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def _exit(self) -> None:
         tg, self._tg = self._tg, None
         if tg is None:
             return
@@ -546,7 +581,8 @@ class MCPTools:
     def _unavailable(self) -> MCPError:
         if self._tg is None:
             return MCPError(
-                f"MCP server {self.server!r} is not running: its tools work only inside `async with MCPTools(...)`",
+                f"MCP server {self.server!r} is not running: its tools work only inside `async with MCPTools(...)` "
+                "or, for an agent built without it, until close()",
                 server=self.server,
                 target=self.target,
             )
@@ -556,24 +592,106 @@ class MCPTools:
 
     @hookimpl
     def agent_register_tools(self, tools: ToolRegistrar) -> None:
-        if self._tg is None:
-            raise MCPError(
-                f"MCP server {self.server!r} is not started: build the Agent inside `async with MCPTools(...)` "
-                "(its tools are known only once the server has listed them)",
-                server=self.server,
-                target=self.target,
-            )
+        if self._tg is None:  # no `async with`: start the server now, for the agent's runs
+            self.start()
         for spec in self._specs:
             tools.add(spec, self._function(spec.name))
 
     @hookimpl
     def agent_wrap_run(self) -> AbstractAsyncContextManager[None] | None:
+        host = self._host
+        if self._hosted:
+            if host is None or not host.alive:  # closed since the agent was built: start it again
+                return self._rehosted()
+            if self._needs_restart():
+                return self._restarted_in_host(host)
+            return None
         if self._tg is None:
             raise self._unavailable()
-        conn = self._conn
-        if self.restart and not self._closing and (conn is None or conn.lost is not None or self._restarting):
+        if self._needs_restart():
             return self._restarted()
         return None
+
+    def _needs_restart(self) -> bool:
+        conn = self._conn
+        return self.restart and not self._closing and (conn is None or conn.lost is not None or bool(self._restarting))
+
+    # ------------------------------------------------------------------ started without `async with`
+
+    def start(self) -> None:
+        """Start the server in a thread of its own and wait until it has listed its tools.
+
+        What `Agent(plugins=[MCPTools(...)])` does when the server is not entered with
+        ``async with``: the server then stays up for the agent's runs, whatever event
+        loop they use, until `close` or the end of the process. Blocks (the SDK's first
+        import and the server's start: seconds); does nothing if the server is up.
+
+        Raises:
+            MCPError: the server did not start (as ``async with`` would raise it).
+        """
+        self._begin()
+        self._finish()
+
+    def _begin(self) -> None:
+        """Start the host thread (several servers can start at once: `_finish` waits)."""
+        host = self._host
+        if self._tg is not None and (host is None or not host.here):
+            return  # entered with `async with`, or hosted and up
+        from ._host import Host
+
+        self._host = Host(self)
+        self._hosted = True
+        self._host.start()
+
+    def _finish(self) -> None:
+        host = self._host
+        if host is None:
+            return
+        try:
+            host.wait()
+        except BaseException:
+            self._host = None
+            raise
+
+    def close(self) -> None:
+        """Stop a server started by `start` (by an agent built without ``async with``).
+
+        Also done at the end of the process. A later run of an agent that uses this
+        server starts it again. Does nothing if it is not running that way.
+        """
+        host, self._host = self._host, None
+        if host is not None:
+            host.stop()
+
+    async def aclose(self) -> None:
+        """`close` from async code (it waits for the server in a worker thread)."""
+        await anyio.to_thread.run_sync(self.close)
+
+    @asynccontextmanager
+    async def _rehosted(self) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(self.start)
+        yield
+
+    @asynccontextmanager
+    async def _restarted_in_host(self, host: Host) -> AsyncIterator[None]:
+        await self._in_host(host, self._restart_now)
+        yield
+
+    async def _restart_now(self) -> None:
+        async with self._restarted():
+            pass
+
+    async def _in_host(self, host: Host, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        from ._host import HostGone
+
+        try:
+            return await host.run(fn, *args)
+        except HostGone:
+            raise MCPConnectionLost(
+                f"MCP server {self.server!r} ({self.target}) was stopped (close() or the end of the process)",
+                server=self.server,
+                target=self.target,
+            ) from None
 
     @asynccontextmanager
     async def _restarted(self) -> AsyncIterator[None]:
@@ -612,6 +730,12 @@ class MCPTools:
             MCPTimeout: no answer within ``call_timeout`` (the call is cancelled).
             MCPError: any other failure, naming the server.
         """
+        host = self._host
+        if host is not None and not host.here:  # started without `async with`: the call runs in its loop
+            return await self._in_host(host, self._call, tool, arguments)
+        return await self._call(tool, arguments)
+
+    async def _call(self, tool: str, arguments: Mapping[str, Any] | None) -> ToolResult:
         conn = self._conn
         if conn is None or not conn.ready:
             raise self._unavailable()

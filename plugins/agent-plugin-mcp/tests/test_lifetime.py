@@ -159,17 +159,36 @@ def test_cancelling_the_block_stops_the_server(run: Any) -> None:
     assert run(main) == (True, True)
 
 
-def test_the_agent_must_be_built_inside_the_block(run: Any) -> None:
+def test_started_by_an_agent_it_cannot_be_entered_until_closed(run: Any) -> None:
     server = kit_server()
-    with pytest.raises(MCPError, match="build the Agent inside `async with MCPTools"):
-        agent([text("x")], server)
+    built, _ = agent([tool_call("kit__add", a=1, b=1), text("x")], server)  # started for the agent
+    assert server.connected
+
+    async def main() -> Any:
+        with pytest.raises(RuntimeError, match="was started for an agent built without `async with`; call close"):
+            await server.__aenter__()
+        outcome = await built.run("in")
+        await server.aclose()
+        assert not server.connected
+        async with server:  # explicit lifetime again
+            return outcome, (await server.call("add", {"a": 2, "b": 2})).content
+
+    outcome, added = run(main)
+    assert outcome.reason == "completed" and [m.content for m in tool_messages(outcome)] == ["2"]
+    assert added == "4"
+
+
+def test_an_agent_built_inside_the_block_fails_after_it(run: Any) -> None:
+    server = kit_server()
 
     async def main() -> Any:
         async with server:
             built, _ = agent([tool_call("kit__add", a=1, b=1), text("x")], server)
             inside = await built.run("in")
         outside = await built.run("out")  # the server is stopped: the run fails at its start
-        with pytest.raises(MCPError, match="only inside `async with MCPTools"):
+        with pytest.raises(
+            MCPError, match=r"only inside `async with MCPTools\(...\)` or, for an agent built without it"
+        ):
             await server.call("add", {"a": 1, "b": 1})
         return inside, outside
 
