@@ -5,8 +5,11 @@ Lifetime
 
 The kernel registers tools once, when an `Agent` is built, and its registration hooks
 are synchronous; an MCP server is an async resource (a process or an HTTP session)
-whose tools are known only once it answers ``tools/list``. So the application owns
-the server with ``async with``, and builds the agent inside::
+whose tools are known only once it answers ``tools/list``. So the server must be up
+when the agent is built: either the agent starts it then (`MCPTools.start`, done by
+``agent_register_tools`` when the server is not entered: a host thread with its own
+event loop holds it until `close` or the end of the process, see `_host`), or the
+application owns it with ``async with`` and builds the agent inside::
 
     async with MCPTools("time", command="mcp-server-time") as time:
         agent = Agent(model=..., plugins=[time])
@@ -201,7 +204,9 @@ class MCPTools:
     """The tools of one MCP server, offered to the model as kernel tools.
 
     Enter it with ``async with`` (that starts the server and lists its tools) and
-    build the `Agent` inside; leaving the block stops the server. The tool ``t`` of
+    build the `Agent` inside; leaving the block stops the server. Or just give it to
+    an `Agent`: building the agent starts it (`start`) until `close` or the end of
+    the process. The tool ``t`` of
     the server appears as ``<name>__t`` (see `agent_plugin_mcp.kernel_names` for the
     naming rule), with the server's description and input schema; a tool annotated
     read-only or idempotent is registered as idempotent.
