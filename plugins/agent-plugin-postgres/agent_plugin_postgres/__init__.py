@@ -57,21 +57,23 @@ Testing
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from agent_kernel import hookimpl
 
-from ._journal import Durability as Durability
-from ._journal import JournalUnavailable as JournalUnavailable
-from ._journal import PostgresJournal as PostgresJournal
-from ._journal import RunInfo as RunInfo
-from ._journal import Thread as Thread
-from ._journal import ThreadExists as ThreadExists
-from ._journal import ThreadNotFound as ThreadNotFound
 from ._schema import schema_version as schema_version
 
 if TYPE_CHECKING:
     from agent_kernel._registry import CommandRegistrar
+
+    from ._journal import Durability as Durability
+    from ._journal import JournalUnavailable as JournalUnavailable
+    from ._journal import PostgresJournal as PostgresJournal
+    from ._journal import RunInfo as RunInfo
+    from ._journal import Thread as Thread
+    from ._journal import ThreadExists as ThreadExists
+    from ._journal import ThreadNotFound as ThreadNotFound
 
 __version__ = "0.1.0"
 
@@ -85,6 +87,13 @@ __all__ = [
     "ThreadNotFound",
     "schema_version",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # psycopg loads on first use, not when the entry point is autoloaded
+    if name in __all__:
+        return getattr(importlib.import_module("._journal", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @hookimpl

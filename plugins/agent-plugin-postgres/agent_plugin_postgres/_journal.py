@@ -19,14 +19,9 @@ from psycopg import sql
 
 from agent_kernel import hookimpl
 from agent_kernel.errors import AgentError, JournalCorrupt, StaleAttempt
-from agent_kernel.journal import Codec, Ended, Entry, Started
+from agent_kernel.journal import Codec, Ended, Entry, Started, check_append
 
 from ._schema import MIGRATIONS, schema_version
-
-try:  # the kernel's one wording of the fencing rule, once it has it
-    from agent_kernel.journal import check_append as _kernel_check_append  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - older kernels
-    _kernel_check_append = None
 
 if TYPE_CHECKING:
     from agent_kernel import RuntimeRegistrar
@@ -108,21 +103,14 @@ class Thread:
     metadata: Mapping[str, Any] = field(converter=_frozen_json, hash=False)
 
 
-def _stale(run_id: str, attempt: int, latest: int | None, at: int | None, length: int | None) -> StaleAttempt:
-    """The `StaleAttempt` for an append that was refused (the kernel's wording when it has one)."""
-    if latest is None:
-        return StaleAttempt(f"run {run_id!r}: attempt {attempt} may not commit, the run was never claimed")
-    if _kernel_check_append is not None and at is not None and length is not None:
-        try:
-            _kernel_check_append(run_id, attempt, latest, at, length)
-        except StaleAttempt as exc:
-            return exc
-    if attempt != latest:
-        return StaleAttempt(f"run {run_id!r}: attempt {attempt} may not commit, attempt {latest} holds the run")
-    return StaleAttempt(
-        f"run {run_id!r}: attempt {attempt} may not commit at entry {at}: the log now ends at entry {length}"
-        " (another writer appended since this attempt last saw it)"
-    )
+def _stale(run_id: str, attempt: int, latest: int, at: int, length: int) -> StaleAttempt:
+    """The `StaleAttempt` for an append the statement refused, in the kernel's words (`check_append`)."""
+    try:
+        check_append(run_id, attempt, latest, at, length)
+    except StaleAttempt as exc:
+        return exc
+    # The row changed between the refused write and this look (another writer moved on).
+    return StaleAttempt(f"run {run_id!r}: attempt {attempt} may not commit after entry {at}: the log moved on")
 
 
 class PostgresJournal:
@@ -188,7 +176,7 @@ class PostgresJournal:
             "append": (
                 f"WITH ok AS (UPDATE {s}.runs SET length = length + %(n)s, updated = %(now)s,"
                 " status = COALESCE(%(status)s, status), model = COALESCE(%(model)s, model)"
-                " WHERE id = %(run)s AND attempt = %(attempt)s AND (%(at)s::int IS NULL OR length = %(at)s::int)"
+                " WHERE id = %(run)s AND attempt = %(attempt)s AND length = %(at)s"
                 " RETURNING length - %(n)s AS base),"
                 f" ins AS (INSERT INTO {s}.entries (run_id, seq, attempt, kind, data)"
                 " SELECT %(run)s, ok.base + e.ord - 1, %(attempt)s, e.kind, e.data"
@@ -231,12 +219,12 @@ class PostgresJournal:
         """Start a new attempt on `run_id` (atomically, across machines); return its number."""
         return await self._call(partial(self._claim_op, run_id))
 
-    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry], *, at: int | None = None) -> None:
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry], *, at: int) -> None:
         """Durably append `entries` to `run_id` as `attempt`, where the log holds `at` entries.
 
         Accepted only if `attempt` is the run's newest attempt and the log holds
-        exactly `at` entries, both checked by the same statement that writes.
-        (``at=None``, for kernels that do not pass it yet, checks the attempt only.)
+        exactly `at` entries, both checked by the same statement that writes
+        (`agent_kernel.journal.check_append` words the refusal).
         If the connection breaks mid-append, the append is retried only after
         checking whether it had been committed, so it lands exactly once.
 
@@ -454,10 +442,8 @@ class PostgresJournal:
             return
         run_id, attempt, at, n = params["run"], params["attempt"], params["at"], params["n"]
         state = conn.execute(self._sql["state"], (run_id,)).fetchone()
-        if state is None:
-            raise _stale(run_id, attempt, None, at, None)
-        latest, length = state
-        if tries[0] > 1 and latest == attempt and at is not None and length == at + n:
+        latest, length = state if state is not None else (0, 0)
+        if tries[0] > 1 and latest == attempt and length == at + n:
             # A retry after the connection broke mid-append: did the first try commit?
             tail = conn.execute(self._sql["tail"], (run_id, at)).fetchall()
             if [tuple(row) for row in tail] == [(attempt, data) for data in params["datas"]]:

@@ -30,25 +30,33 @@ worker``, ``submit``, ``decide`` and ``outcome``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from agent_kernel import hookimpl
-
-from ._queue import QUEUE as QUEUE
-from ._queue import TASK as TASK
-from ._queue import AgentFactory as AgentFactory
-from ._queue import RunQueue as RunQueue
-from ._queue import Settled as Settled
-from ._queue import build_app as build_app
-from ._queue import requeue_stalled as requeue_stalled
-from ._queue import serve as serve
 
 if TYPE_CHECKING:
     from agent_kernel._registry import CommandRegistrar
 
+    from ._queue import QUEUE as QUEUE
+    from ._queue import TASK as TASK
+    from ._queue import AgentFactory as AgentFactory
+    from ._queue import RunQueue as RunQueue
+    from ._queue import Settled as Settled
+    from ._queue import build_app as build_app
+    from ._queue import requeue_stalled as requeue_stalled
+    from ._queue import serve as serve
+
 __version__ = "0.1.0"
 
 __all__ = ["QUEUE", "TASK", "AgentFactory", "RunQueue", "Settled", "build_app", "requeue_stalled", "serve"]
+
+
+def __getattr__(name: str) -> Any:
+    # procrastinate and psycopg load on first use, not when the entry point is autoloaded
+    if name in __all__:
+        return getattr(importlib.import_module("._queue", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @hookimpl
