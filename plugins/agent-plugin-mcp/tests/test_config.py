@@ -15,8 +15,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
-from mcp_testkit import PY, TESTKIT, Sequential, children, reaped, running, time_server, tool_messages
+from mcp_testkit import (
+    PY,
+    TESTKIT,
+    Sequential,
+    children,
+    kill,
+    kit_server,
+    only_new_child,
+    reaped,
+    running,
+    time_server,
+    tool_messages,
+)
 
 from agent_kernel import Agent
 from agent_kernel.config import ConfigError, load_config
@@ -97,6 +110,43 @@ def test_a_run_after_close_starts_the_server_again(run: Any) -> None:
     finally:
         server.close()
     assert wait_until(lambda: reaped(second))
+
+
+def test_started_by_the_agent_a_cancelled_run_cancels_the_call_not_the_server(run: Any) -> None:
+    server = kit_server()
+    model = ScriptedModel([tool_call("kit__slow", seconds=60), text("never")])
+    agent = Agent(model="scripted", plugins=[model, server, Sequential()], autoload=False)
+    try:
+
+        async def main() -> Any:
+            with anyio.fail_after(60):  # generous: the call must end with the run, not after 60 s
+                cancelled = await agent.run("wait", timeout=1.0)
+            return cancelled, await server.call("add", {"a": 1, "b": 2})
+
+        cancelled, added = run(main)
+        assert cancelled.reason == "cancelled"
+        assert added.content == "3" and server.connected
+    finally:
+        server.close()
+
+
+def test_started_by_the_agent_a_dead_server_is_restarted_by_the_next_run(run: Any) -> None:
+    server = kit_server()
+    model = ScriptedModel([tool_call("kit__pid"), text("one"), tool_call("kit__pid"), text("two")])
+    before = children()
+    agent = Agent(model="scripted", plugins=[model, server, Sequential()], autoload=False)
+    try:
+        first = only_new_child(before)
+        kill(first)
+        assert wait_until(lambda: not server.connected)
+        outcome = run(agent.run, "pid")
+        assert outcome.reason == "completed", outcome.error
+        (result,) = tool_messages(outcome)
+        assert not result.is_error and int(result.content) != first
+        assert server.restarts == 1 and server.connected
+    finally:
+        server.close()
+    assert wait_until(lambda: children() <= before)
 
 
 def test_the_server_is_gone_when_the_process_ends(tmp_path: Path) -> None:
