@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, final
@@ -155,6 +155,12 @@ class Agent:
     def journal(self) -> Journal:
         """The journal runs are recorded in."""
         return self._journal
+
+    @property
+    def redactors(self) -> tuple[Callable[[Any], Any], ...]:
+        """The registered redactors, in order: every journal entry, event and outcome error
+        passes through them (tools such as an inspector apply them to what they show)."""
+        return self._redactors
 
     @property
     def tools(self) -> tuple[ToolSpec, ...]:

@@ -52,6 +52,7 @@ from .errors import (
 )
 from .hookspecs import Context, Fallback, Retry
 from .journal import (
+    FINISHED,
     Committed,
     Decided,
     Ended,
@@ -69,7 +70,6 @@ from .patches import Patch, ReplaceMessage, SetWindow, Stop, Suspend
 if TYPE_CHECKING:
     from ._agent import Agent
 
-FINAL = frozenset({"completed", "stopped"})
 _NOTHING: tuple[tuple[Patch, ...], tuple[str, ...]] = ((), ())  # a phase call that returned no patch
 _NO_WRAP: AbstractAsyncContextManager[Any] = nullcontext()  # when no plugin wraps the awaited work
 _NO_DECISIONS: Mapping[str, Decision] = MappingProxyType({})  # a tool called for the first time
@@ -436,7 +436,7 @@ class _Run:
     @property
     def finished(self) -> bool:
         """The run completed or stopped: resuming it returns its recorded outcome."""
-        return self.ended in FINAL
+        return self.ended in FINISHED
 
     def replay(self, entries: Sequence[Entry], decisions: Mapping[str, Decision]) -> None:
         """Fold recorded `entries` and check `decisions` against them.

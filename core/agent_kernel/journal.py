@@ -141,6 +141,10 @@ class Ended(Entry):
     error: ErrorInfo | None = None
 
 
+FINISHED = frozenset({"completed", "stopped"})
+"""`Ended` reasons of a finished run: resuming it returns its outcome and calls nothing."""
+
+
 @runtime_checkable
 class Codec(Protocol):
     """Turns entries into JSON text and back (given to journals that persist)."""
@@ -198,11 +202,24 @@ def check_append(run_id: str, attempt: int, latest: int, at: int, length: int) -
 
 
 class MemoryJournal:
-    """The in-memory journal: the default, and the reference for conformance tests."""
+    """The in-memory journal: the default, and the reference for conformance tests.
 
-    def __init__(self) -> None:
+    Retention: it keeps every unfinished run (running, suspended, cancelled, failed:
+    all resumable) and the `keep` most recently finished ones (completed or stopped);
+    an older finished run is dropped, so a long-lived `Agent` running many short runs
+    stays flat in memory. ``keep=None`` keeps everything (tests that inspect old runs).
+
+    Args:
+        keep: how many finished runs to keep (at least 0), or None for all.
+    """
+
+    def __init__(self, *, keep: int | None = 1000) -> None:
+        if keep is not None and keep < 0:
+            raise ValueError(f"keep must be at least 0 or None, got {keep!r}")
+        self.keep = keep
         self._entries: dict[str, list[Entry]] = {}
         self._attempts: dict[str, int] = {}
+        self._finished: dict[str, None] = {}  # finished run ids, oldest first
 
     def bind(self, codec: Codec) -> None:
         """Nothing to do: entries are kept as objects."""
@@ -217,6 +234,13 @@ class MemoryJournal:
         log = self._entries.get(run_id, [])
         check_append(run_id, attempt, self._attempts.get(run_id, 0), at, len(log))
         log.extend(entries)
+        if self.keep is not None and entries and type(last := entries[-1]) is Ended:
+            self._finished.pop(run_id, None)
+            if last.reason in FINISHED:
+                self._finished[run_id] = None
+                while len(self._finished) > self.keep:
+                    dropped = next(iter(self._finished))
+                    del self._finished[dropped], self._entries[dropped], self._attempts[dropped]
 
     async def load(self, run_id: str) -> list[Entry]:
         return list(self._entries.get(run_id, ()))
