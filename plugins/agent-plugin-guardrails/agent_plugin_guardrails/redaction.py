@@ -36,6 +36,7 @@ from attrs import frozen
 
 __all__ = [
     "IDENTIFIER_FIELDS",
+    "REMEMBERED",
     "RULES",
     "SECRET_KEY",
     "Finding",
