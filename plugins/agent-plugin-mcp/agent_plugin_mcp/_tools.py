@@ -206,10 +206,12 @@ class MCPTools:
     Enter it with ``async with`` (that starts the server and lists its tools) and
     build the `Agent` inside; leaving the block stops the server. Or just give it to
     an `Agent`: building the agent starts it (`start`) until `close` or the end of
-    the process. The tool ``t`` of
-    the server appears as ``<name>__t`` (see `agent_plugin_mcp.kernel_names` for the
-    naming rule), with the server's description and input schema; a tool annotated
-    read-only or idempotent is registered as idempotent.
+    the process.
+
+    The tool ``t`` of the server appears as ``<name>__t`` (see
+    `agent_plugin_mcp.kernel_names` for the naming rule), with the server's
+    description and input schema; a tool annotated read-only or idempotent is
+    registered as idempotent.
 
     Args:
         name: the server's name: it prefixes its tools and names it in errors; the
