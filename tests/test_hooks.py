@@ -151,6 +151,19 @@ async def test_hook_agent_register_models() -> None:
         Agent(model="fake-exact", plugins=[provider, rival], autoload=False)
 
 
+async def test_a_tool_registered_alone_runs_without_a_tool_strategy(make_agent: MakeAgent) -> None:
+    """The kernel runs tool calls one after another when no plugin set a strategy."""
+
+    async def lookup(arguments: Any, context: Any) -> ToolResult:
+        return ToolResult(f"found {arguments['q']}")
+
+    owner = make_plugin("lookup-plugin", agent_register_tools=lambda tools: tools.add(ToolSpec("lookup"), lookup))
+    model = ScriptedModel([[tool_call("lookup", q="cats"), tool_call("lookup", q="dogs")], text("done")])
+    outcome = await make_agent(model, owner).run("find cats and dogs")
+    assert outcome.reason == "completed"
+    assert [m.content for m in outcome.state.messages if m.role == "tool"] == ["found cats", "found dogs"]
+
+
 async def test_hook_agent_register_tools(make_agent: MakeAgent) -> None:
     seen: list[tuple[dict[str, Any], Any]] = []
 

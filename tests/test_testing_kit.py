@@ -573,3 +573,16 @@ def test_faults_put_inference_failures_before_their_turns() -> None:
     assert len(applied) == 3 and applied[0] is script[0] and applied[2] is script[1]
     assert applied[1].times == 2
     assert [faults.tool_delay(i) for i in range(3)] == [0.5, 3.0, 0.5]
+
+
+async def test_scripted_model_forgets_counted_messages_beyond_its_bound_and_still_counts_right(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agent_kernel.testing import _scripted
+
+    monkeypatch.setattr(_scripted, "_COUNTED_MAX", 2)
+    model = ScriptedModel([*[tool_call("nothing") for _ in range(6)], text("six")])
+    agent = Agent(model="scripted", plugins=[model], autoload=False)
+    outcome = await agent.run("count")
+    assert (outcome.reason, outcome.output, len(model.requests)) == ("completed", "six", 7)
+    assert len(model._counted) <= 3

@@ -718,24 +718,19 @@ class _Run:
         if not todo:
             await self.step_end_after_tools()
             return False
-        to_run = [c for c in todo if c.id not in self.results]
-        if to_run and strategy is None:
-            raise MissingComponent(
-                f"the model called {', '.join(sorted({c.name for c in to_run}))} but no tool strategy is "
-                "registered; install agent-plugin-tools (pip install agent-plugin-tools) and add a Toolbox"
-            )
         if concurrent:
             assert strategy is not None
             self.concurrent = True
             try:
-                await strategy.run(to_run, self.execute)
+                await strategy.run([c for c in todo if c.id not in self.results], self.execute)
             except BaseExceptionGroup as group:
                 raise _unwrap(group) from None
             finally:
                 self.concurrent = False
             await self.afters([c for c in todo if c.id in self.results], concurrent=True)
-        elif strategy is None:
-            await self.afters(todo, concurrent=False)
+        elif strategy is None:  # the kernel's default: one call after another, in call order
+            for call in todo:
+                await self._execute_then_after(call)
         else:
             try:
                 await strategy.run(todo, self._execute_then_after)

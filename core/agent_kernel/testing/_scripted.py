@@ -61,6 +61,9 @@ def _estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4) if text else 0
 
 
+_COUNTED_MAX = 4096  # assistant messages a ScriptedModel remembers (beyond: counted again once)
+
+
 class ScriptedModel:
     """A plugin registering the model ``scripted``, answering from `turns`.
 
@@ -126,6 +129,8 @@ class ScriptedModel:
                 base = memo[1]
                 break
             new.append(message)
+        if len(counted) > _COUNTED_MAX:  # bounded: a long-lived model serving many runs
+            counted.clear()
         for ordinal, message in enumerate(reversed(new), start=base + 1):
             counted[id(message)] = (message, ordinal)
         return base + len(new)
