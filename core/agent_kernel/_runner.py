@@ -132,6 +132,9 @@ class _Deltas:
             self.run.emit(ev.ToolCallDelta, index, call_id, name, arguments)
 
 
+OFF_LOOP_REDACTION = 64 * 1024  # characters of a tool result from which it is redacted in a worker thread
+
+
 class _Run:
     """One invocation of one run. Private: `Agent` is the public face."""
 
@@ -295,9 +298,15 @@ class _Run:
                 return call
         raise KeyError(f"no tool call {call_id!r} in step {self.state.step}")
 
-    def commit(self, entry: Entry) -> None:
+    def _redacted(self, entry: Entry) -> Entry:
         for redact in self.redactors:
             entry = redact(entry)
+        return entry
+
+    def commit(self, entry: Entry, *, redacted: bool = False) -> None:
+        """Journal `entry` (through the redactors unless it has passed them) and fold it in."""
+        if self.redactors and not redacted:
+            entry = self._redacted(entry)
         self.buffer.append(entry)
         self.apply(entry)
 
@@ -836,6 +845,10 @@ class _Run:
         result = await self._attempt_tool(ran, spec, function, arguments, decisions)
         if isinstance(result, ToolSuspended):
             self._suspend_call(call, result)
+        elif self.redactors and len(result.content) >= OFF_LOOP_REDACTION:
+            # a big result is redacted in a worker thread: the other runs of the loop go on
+            done = await anyio.to_thread.run_sync(self._redacted, ToolDone(self.state.step, call.id, result))
+            self.commit(done, redacted=True)
         else:
             self.commit(ToolDone(self.state.step, call.id, result))
 
