@@ -505,13 +505,23 @@ class _Run:
         return await self.finish(reason, error, started)
 
     def _check_decisions(self, decisions: Mapping[str, Decision]) -> None:
-        """Refuse decisions for requests the run never had, before anything is journaled."""
+        """Refuse decisions for requests the run never had, or approvals of calls this agent
+        cannot run (their tool is not loaded), before anything is claimed or journaled."""
         for request_id, decision in decisions.items():
             if request_id not in self.requests_seen:
                 known = ", ".join(r.id for r in self.state.pending) or "none"
                 raise UnknownRequest(f"run {self.run_id!r} has no approval request {request_id!r} (pending: {known})")
             if not isinstance(decision, (Approve, Deny)):
                 raise TypeError(f"decision for {request_id!r} must be Approve(...) or Deny(...), got {decision!r}")
+            if isinstance(decision, Approve):
+                request = next((r for r in self.state.pending if r.id == request_id), None)
+                if request is not None and request.tool not in self.agent._tools:
+                    loaded = ", ".join(sorted(self.agent._tools)) or "none"
+                    raise MissingComponent(
+                        f"run {self.run_id!r}: request {request_id!r} approves a call of tool {request.tool!r}, "
+                        f"which no loaded plugin registers (tools here: {loaded}); resume where that tool is "
+                        "loaded, or deny the request. Nothing was changed."
+                    )
 
     def _decide(self, decisions: Mapping[str, Decision]) -> None:
         for request_id, decision in decisions.items():
