@@ -69,6 +69,7 @@ class Host:
         self.server_ip = f"{self.net}.1" if netns else "127.0.0.1"
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
+        self.mark = 0  # ledger lines this host had written when its worker last started
         self.starts = 0
         self.cut = False
 
@@ -95,8 +96,9 @@ class Host:
 
 
 class Chaos:
-    def __init__(self, tmp: Path, *, runs: int, hosts: int, seed: int, log: Any = print) -> None:
+    def __init__(self, tmp: Path, *, runs: int, hosts: int, seed: int, log: Any = print, max_kills: int = 1000) -> None:
         self.tmp = tmp
+        self.max_kills = max_kills
         self.runs = runs
         self.random = random.Random(seed)
         self.log = log
@@ -129,12 +131,18 @@ class Chaos:
         }
         host.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         host.started = time.monotonic()
+        host.mark = self.written(host)
         log.close()
 
     def kill(self, host: Host) -> None:
         if host.proc is not None and host.proc.poll() is None:
             host.proc.send_signal(signal.SIGKILL)
             host.proc.wait(timeout=60)
+
+    def written(self, host: Host) -> int:
+        """How many ledger lines `host` has written (its workers' side effects)."""
+        suffix = f" {host.name}"
+        return sum(1 for line in self.ledger_lines() if line.endswith(suffix))
 
     def ledger_lines(self) -> list[str]:
         return self.ledger.read_text().splitlines() if self.ledger.exists() else []
@@ -166,14 +174,19 @@ class Chaos:
         ids: list[str] = []
         approvals: set[str] = set()
         async with RunQueue(self.dsn, agent=make_agent) as queue:
+            # Two waves: the second is submitted once the link cut and the database restart
+            # happened, so both always hit runs in flight, however fast the first wave goes.
+            specs = []
             for i in range(self.runs):
                 approve = self.random.random() < 0.35
-                steps = self.random.randint(3, 6)
-                run_id = f"c{i}"
-                await queue.submit(f"run={run_id} steps={steps} approve={int(approve)}", run_id=run_id)
-                ids.append(run_id)
+                specs.append((f"c{i}", f"run=c{i} steps={self.random.randint(3, 6)} approve={int(approve)}"))
                 if approve:
-                    approvals.add(run_id)
+                    approvals.add(f"c{i}")
+            first_wave, second_wave = specs[: self.runs // 2], specs[self.runs // 2 :]
+            for run_id, text in first_wave:
+                await queue.submit(text, run_id=run_id)
+                ids.append(run_id)
+            total = len(specs)
             done: set[str] = set()
             decided: set[str] = set()
             restarted_db = False
@@ -181,26 +194,35 @@ class Chaos:
             link_cut_done = False
             next_kill = time.monotonic() + self.random.uniform(3.0, 7.0)
             next_report = time.monotonic() + 10
-            while len(done) < len(ids) and time.monotonic() < deadline:
+            while (len(done) < total) and time.monotonic() < deadline:
+                if second_wave and (restarted_db or len(done) == len(ids)):
+                    for run_id, text in second_wave:
+                        await queue.submit(text, run_id=run_id)
+                        ids.append(run_id)
+                    second_wave = []
                 if time.monotonic() >= next_report:
                     next_report += 10
                     self.log(
-                        f"chaos: {time.monotonic() - started:.0f} s, {len(done)}/{len(ids)} runs done, {dict(self.events)}"
+                        f"chaos: {time.monotonic() - started:.0f} s, {len(done)}/{len(ids)} runs done (of {total}), {dict(self.events)}"
                     )
                 # supervisor: a worker that exited (killed, or crashed on a lost connection) is started again
                 for host in self.hosts:
                     if host.proc is not None and host.proc.poll() is not None:
                         self.events["worker restarts"] += 1
                         self.start_worker(host)
-                progress = len(done) / len(ids)
+                progress = len(done) / total
                 now = time.monotonic()
-                # a worker that has been up a while (so it holds runs), killed at a random instant
-                ripe = [h for h in self.hosts if not h.cut and now - h.started > 4.0]
-                if now >= next_kill and ripe:
+                # a worker that is at work (side effects since it started), killed at a random instant
+                ripe = (
+                    [h for h in self.hosts if not h.cut and h.proc is not None and self.written(h) > h.mark + 2]
+                    if now >= next_kill and self.events["SIGKILLs"] < self.max_kills
+                    else []
+                )
+                if ripe:
                     self.kill(self.random.choice(ripe))
                     self.events["SIGKILLs"] += 1
                     next_kill = now + self.random.uniform(4.0, 8.0)
-                if self.netns and not link_cut_done and cut is None and progress >= 0.1:
+                if self.netns and not link_cut_done and cut is None and (progress >= 0.1 or not second_wave):
                     cut = await self._cut_link(queue)
                 if cut is not None:
                     host, held, when = cut
@@ -209,7 +231,7 @@ class Chaos:
                         self.events["links restored"] += 1
                         self.log(f"chaos: link of {host.name} restored after {time.monotonic() - when:.1f} s")
                         cut, link_cut_done = None, True
-                if not restarted_db and progress >= 0.4:
+                if not restarted_db and (link_cut_done or not self.netns) and progress >= 0.15:
                     await anyio.to_thread.run_sync(server.restart)
                     restarted_db = True
                     self.events["database restarts"] += 1
@@ -233,6 +255,7 @@ class Chaos:
                 await anyio.sleep(0.3)
             if cut is not None:
                 cut[0].set_link(True)
+            ids.extend(run_id for run_id, _ in second_wave)  # never submitted: counted as lost
         elapsed = time.monotonic() - started
         for host in self.hosts:
             self.kill(host)

@@ -20,7 +20,7 @@ async def test_chaos_across_hosts(tmp_path):
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-    chaos = Chaos(tmp_path, runs=RUNS, hosts=3, seed=12, log=print)
+    chaos = Chaos(tmp_path, runs=RUNS, hosts=3, seed=12, log=print, max_kills=8)
     report = await chaos.run(time.monotonic() + BUDGET)
     print(report)
     broken = {
