@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from functools import cached_property
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, get_origin
+from types import MappingProxyType, UnionType
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
 from . import events, journal, patches
 from ._log import Log
 from ._state import Decision, Message, StateKey
-from .errors import JournalCorrupt
+from .errors import JournalCorrupt, PluginError
 
 if TYPE_CHECKING:
     from cattrs import Converter
@@ -54,7 +54,8 @@ def make_converter(state_keys: Mapping[str, StateKey[Any]]) -> Converter:
         except KeyError:
             raise JournalCorrupt(
                 f"the journal uses state key {name!r}, which no loaded plugin declares; "
-                "install and load the plugin that owns it"
+                "install and load the plugin that owns it (a plugin declares its keys with "
+                "runtime.add_state_key(KEY) in agent_register_runtime)"
             ) from None
 
     conv.register_structure_hook_func(is_key, structure_key)
@@ -93,15 +94,60 @@ class JsonCodec:
 
     def __init__(self, make: Callable[[], Converter]) -> None:
         self._make = make
+        self._problems: dict[str, str | None] = {}
 
     @cached_property
     def converter(self) -> Converter:
         return self._make()
 
+    def type_problem(self, key: StateKey[Any]) -> str | None:
+        """Why the converter cannot structure values of `key`'s type, or None if it can.
+
+        Asked once per key, and only once the converter exists: an agent that never
+        serialises (the in-memory journal) does not build one for this.
+        """
+        if "converter" not in self.__dict__:
+            return None
+        try:
+            return self._problems[key.name]
+        except KeyError:
+            pass
+        problem = None
+        t = key.type
+        union = get_origin(t)
+        for member in get_args(t) if union is Union or union is UnionType else (t,):
+            try:
+                self.converter.get_structure_hook(member)
+            except Exception as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+                break
+        self._problems[key.name] = problem
+        return problem
+
     def encode(self, entry: journal.Entry) -> str:
-        data = self.converter.unstructure(entry, journal.Entry)
-        data["v"] = FORMAT_VERSION
-        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+        try:
+            data = self.converter.unstructure(entry, journal.Entry)
+            data["v"] = FORMAT_VERSION
+            return json.dumps(data, separators=(",", ":"), sort_keys=True)
+        except Exception as exc:
+            if isinstance(entry, journal.Committed):
+                self._blame(entry, exc)
+            raise
+
+    def _blame(self, entry: journal.Committed, exc: Exception) -> None:
+        """Raise a `PluginError` naming the plugin whose patch of `entry` does not serialise."""
+        for i, patch in enumerate(entry.patches):
+            try:
+                json.dumps(self.converter.unstructure(patch, patches.Patch))
+            except Exception as inner:
+                what = f"state key {patch.key.name!r}" if isinstance(patch, patches.SetData) else "its patch"
+                raise PluginError(
+                    f"returned {type(patch).__name__} on {what} with a value that does not serialise "
+                    f"({type(inner).__name__}: {inner}); register (un)structure hooks for its type in "
+                    "agent_configure_converter, or store a serialisable value",
+                    plugin=entry.sources[i] if i < len(entry.sources) else "?",
+                    hook=f"agent_{entry.phase}",
+                ) from exc
 
     def decode(self, text: str) -> journal.Entry:
         try:
