@@ -382,7 +382,7 @@ class _Run:
         for plugin, result in results:
             if result is None:
                 continue
-            valid = hook.validate(plugin, result)
+            valid = hook.validate(plugin, result, self.agent._state_keys, self.agent.codec)
             for patch in valid:
                 if type(patch) in _INDEXED:
                     self._check_index(patch, plugin, hook.name)
