@@ -342,7 +342,8 @@ async def test_hook_agent_run_start(make_agent: MakeAgent) -> None:
         return [patches.AppendMessages([Message("user", "(from run_start)")]), patches.IncrementData(key)]
 
     model = ScriptedModel([fault("down", retryable=False), text("hello")])
-    agent = make_agent(model, make_plugin("starter", agent_run_start=run_start))
+    declare = lambda runtime: runtime.add_state_key(key)  # noqa: E731
+    agent = make_agent(model, make_plugin("starter", agent_run_start=run_start, agent_register_runtime=declare))
     outcome = await agent.run("hi", run_id="start")
     assert outcome.reason == "error"
     assert [m.content for m in model.requests[0].messages] == ["hi", "(from run_start)"]
@@ -756,7 +757,10 @@ async def test_hook_agent_run_end(make_agent: MakeAgent) -> None:
         return [patches.IncrementData(key, 10)]
 
     model = ScriptedModel([*add_script()[:1], fault("down", retryable=False), *add_script()[1:]])
-    agent = make_agent(model, FakeTools(add), make_plugin("ender", agent_run_end=run_end))
+    declare = lambda runtime: runtime.add_state_key(key)  # noqa: E731
+    agent = make_agent(
+        model, FakeTools(add), make_plugin("ender", agent_run_end=run_end, agent_register_runtime=declare)
+    )
     outcome = await agent.run("2+3", run_id="end")
     assert outcomes == [("error", "", 3)]
     assert outcome.state.get(key) == 10, "run_end patches are folded into the final state"
@@ -804,6 +808,7 @@ async def test_hook_agent_on_event(make_agent: MakeAgent, caplog: pytest.LogCapt
 
 # ===================================================================================== patch rules
 
+_RULE_KEYS = (StateKey("rules.k", int, 0), StateKey("rules.n", int, 0))
 _ALL_PATCHES: dict[str, patches.Patch] = {
     "AppendMessages": patches.AppendMessages([Message("user", "x")]),
     "InjectContext": patches.InjectContext("x"),
@@ -811,8 +816,8 @@ _ALL_PATCHES: dict[str, patches.Patch] = {
     "SetModel": patches.SetModel("scripted"),
     "SetWindow": patches.SetWindow(0),
     "ReplaceMessage": patches.ReplaceMessage(0, Message("user", "replaced")),
-    "SetData": patches.SetData(StateKey("rules.k", int, 0), 1),
-    "IncrementData": patches.IncrementData(StateKey("rules.n", int, 0)),
+    "SetData": patches.SetData(_RULE_KEYS[0], 1),
+    "IncrementData": patches.IncrementData(_RULE_KEYS[1]),
     "ExcludeTools": patches.ExcludeTools({"nothing"}),
     "OnlyTools": patches.OnlyTools({"add"}),
     "Stop": patches.Stop("code", "detail"),
@@ -839,7 +844,11 @@ def _phase_plugin(phase: str, result: Any, name: str = "offender") -> Any:
         calls.append(ctx.step)
         return result if len(calls) == 1 else None
 
-    return make_plugin(name, **{f"agent_{phase}": hook})
+    def declare(runtime: Any) -> None:
+        for key in _RULE_KEYS:
+            runtime.add_state_key(key)
+
+    return make_plugin(name, **{f"agent_{phase}": hook}, agent_register_runtime=declare)
 
 
 _ILLEGAL = [
