@@ -586,3 +586,44 @@ async def test_scripted_model_forgets_counted_messages_beyond_its_bound_and_stil
     outcome = await agent.run("count")
     assert (outcome.reason, outcome.output, len(model.requests)) == ("completed", "six", 7)
     assert len(model._counted) <= 3
+
+
+@given(
+    st.lists(
+        st.lists(st.tuples(st.sampled_from(["user", "assistant", "tool"]), st.text(max_size=40)), max_size=6),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_scripted_model_counts_turns_and_tokens_as_a_full_scan_would(growth: list[list[tuple[str, str]]]) -> None:
+    """Requests grow as a conversation does; counting from the last assistant message seen
+    gives the same turn number and input estimate as counting every message."""
+    from agent_kernel.testing._scripted import _estimate_tokens
+
+    model = ScriptedModel([])
+    messages: list[Message] = []
+    for added in growth:
+        messages += [Message(role, content) for role, content in added]  # type: ignore[arg-type]
+        full = (sum(m.role == "assistant" for m in messages), sum(_estimate_tokens(m.content) for m in messages))
+        assert model._count(messages) == full
+        assert (
+            model._count(messages[1:])
+            == (  # a trimmed window is counted right too
+                sum(m.role == "assistant" for m in messages[1:]),
+                sum(_estimate_tokens(m.content) for m in messages[1:]),
+            )
+        )
+
+
+async def test_scripted_usage_is_reported_exactly_and_a_function_answers_every_turn() -> None:
+    exact = ScriptedModel([tool_call("nothing", usage=Usage(100, 7, 1)), text("done", usage=Usage(120, 3, 1))])
+    outcome = await Agent(model="scripted", plugins=[exact], autoload=False).run("go")
+    assert (outcome.usage.input_tokens, outcome.usage.output_tokens) == (220, 10)
+
+    def echo(request: Request) -> Any:
+        last = request.messages[-1].content
+        return text("stop") if last.startswith("Unknown") or last == "again" else tool_call("nothing")
+
+    every = ScriptedModel(echo)
+    outcome = await Agent(model="scripted", plugins=[every], autoload=False).run("hello")
+    assert (outcome.reason, outcome.output, len(every.requests)) == ("completed", "stop", 2)

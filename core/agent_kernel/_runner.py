@@ -514,14 +514,23 @@ class _Run:
             if not isinstance(decision, (Approve, Deny)):
                 raise TypeError(f"decision for {request_id!r} must be Approve(...) or Deny(...), got {decision!r}")
             if isinstance(decision, Approve):
-                request = next((r for r in self.state.pending if r.id == request_id), None)
-                if request is not None and request.tool not in self.agent._tools:
+                tool = self._approved_tool(request_id)
+                if tool is not None and tool not in self.agent._tools:
                     loaded = ", ".join(sorted(self.agent._tools)) or "none"
                     raise MissingComponent(
-                        f"run {self.run_id!r}: request {request_id!r} approves a call of tool {request.tool!r}, "
+                        f"run {self.run_id!r}: request {request_id!r} approves a call of tool {tool!r}, "
                         f"which no loaded plugin registers (tools here: {loaded}); resume where that tool is "
                         "loaded, or deny the request. Nothing was changed."
                     )
+
+    def _approved_tool(self, request_id: str) -> str | None:
+        """The tool an approval of pending `request_id` lets run: the call that suspended
+        with it (a tool's own request), else the call the request is about."""
+        for call_id, requests in self.waiting.items():
+            if request_id in requests:
+                return self._call(call_id).name
+        request = next((r for r in self.state.pending if r.id == request_id), None)
+        return None if request is None else request.call.name
 
     def _decide(self, decisions: Mapping[str, Decision]) -> None:
         for request_id, decision in decisions.items():

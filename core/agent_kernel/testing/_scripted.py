@@ -16,17 +16,19 @@ from ..hookspecs import hookimpl
 
 @frozen
 class Text:
-    """A turn in which the model answers with `content`."""
+    """A turn in which the model answers with `content` (reporting `usage` if given)."""
 
     content: str
+    usage: Usage | None = None
 
 
 @frozen
 class Call:
-    """A tool call in a scripted turn."""
+    """A tool call in a scripted turn (its `usage`, if given, is the turn's)."""
 
     name: str
     arguments: dict[str, Any]
+    usage: Usage | None = None
 
 
 @frozen
@@ -40,14 +42,17 @@ class Fault:
 Turn = Text | Call | Sequence[Call] | Fault | Callable[[Request], Any]
 
 
-def text(content: str) -> Text:
-    """A scripted turn answering `content`."""
-    return Text(content)
+def text(content: str, *, usage: Usage | None = None) -> Text:
+    """A scripted turn answering `content`; `usage` is reported instead of the estimate."""
+    return Text(content, usage)
 
 
-def tool_call(name: str, /, **arguments: Any) -> Call:
-    """A scripted turn calling tool `name` with `arguments` (put several in a list)."""
-    return Call(name, arguments)
+def tool_call(name: str, /, *, usage: Usage | None = None, **arguments: Any) -> Call:
+    """A scripted turn calling tool `name` with `arguments` (put several in a list).
+
+    `usage` is reported instead of the estimate (in a list, the first call's counts).
+    """
+    return Call(name, arguments, usage)
 
 
 def fault(error: Exception | str = "scripted failure", *, times: int = 1, retryable: bool = True) -> Fault:
@@ -58,6 +63,7 @@ def fault(error: Exception | str = "scripted failure", *, times: int = 1, retrya
 
 
 def _estimate_tokens(text: str) -> int:
+    """The default token estimate: a quarter of the characters (at least 1 for any text)."""
     return max(1, len(text) // 4) if text else 0
 
 
@@ -70,16 +76,29 @@ class ScriptedModel:
     The turn used for a request is the number of assistant messages already in it,
     so a resumed run (even in a new process) continues at the right turn. A turn is
     `text(...)`, `tool_call(...)`, a list of tool calls, `fault(...)`, or a function
-    of the `Request` returning one of those. `requests` lists every request received.
-    Text streams word by word as `TextDelta` events.
+    of the `Request` returning one of those; ``ScriptedModel(fn)`` answers every turn
+    with ``fn(request)``. `requests` lists every request received. Text streams word
+    by word as `TextDelta` events.
+
+    Usage is what a turn's ``usage=`` says, else an estimate: a quarter of the
+    characters of the request's messages (input) and of the answer (output), one
+    request. Both the turn number and the estimate cost the same whatever the length
+    of the conversation (messages are counted from the last assistant message seen).
     """
 
     name = "scripted"
 
-    def __init__(self, turns: Sequence[Turn], *, model: str = "scripted") -> None:
+    def __init__(self, turns: Sequence[Turn] | Callable[[Request], Any], *, model: str = "scripted") -> None:
         self.model = model
         self.requests: list[Request] = []
+        self._every: Callable[[Request], Any] | None = None
         self._slots: list[tuple[list[Fault], Any]] = []
+        self._failures: dict[tuple[int, int], int] = {}
+        # id(assistant message) -> (the message, its turn number, its index, tokens up to it)
+        self._counted: dict[int, tuple[Message, int, int, int]] = {}
+        if callable(turns):
+            self._every = turns
+            return
         faults: list[Fault] = []
         for turn in turns:
             if isinstance(turn, Fault):
@@ -89,8 +108,6 @@ class ScriptedModel:
                 faults = []
         if faults:
             raise ValueError("a fault(...) must come before the turn it delays")
-        self._failures: dict[tuple[int, int], int] = {}
-        self._counted: dict[int, tuple[Message, int]] = {}
 
     @hookimpl(trylast=True)
     def agent_register_models(self, models: ModelRegistrar) -> None:
@@ -98,7 +115,9 @@ class ScriptedModel:
 
     async def infer(self, request: Request, deltas: Deltas) -> Response:
         self.requests.append(request)
-        index = self._assistant_turns(request.messages)
+        index, input_tokens = self._count(request.messages)
+        if self._every is not None:
+            return self._respond(index, self._every(request), input_tokens, deltas)
         if index >= len(self._slots):
             raise InferenceError(f"ScriptedModel has {len(self._slots)} turns; turn {index + 1} was requested")
         faults, turn = self._slots[index]
@@ -109,41 +128,48 @@ class ScriptedModel:
                 raise planned.error
         if callable(turn) and not isinstance(turn, (Text, Call)):
             turn = turn(request)
-        return self._respond(index, turn, request, deltas)
+        return self._respond(index, turn, input_tokens, deltas)
 
-    def _assistant_turns(self, messages: Sequence[Message]) -> int:
-        """Count assistant messages, scanning back only to the last one counted before.
+    def _count(self, messages: Sequence[Message]) -> tuple[int, int]:
+        """The assistant messages in `messages` and their estimated input tokens.
 
-        Keeps the per-request cost flat in the length of the conversation. Only
-        assistant messages are remembered (by identity): the model made each of them,
-        whereas other messages may be one constant object appended again and again.
+        Scans back only to the last assistant message seen before at the same index,
+        so the cost stays flat in the length of the conversation. Only assistant
+        messages are remembered (by identity): the model made each of them, whereas
+        other messages may be one constant object appended again and again.
         """
         counted = self._counted
-        base, new = 0, []
+        turns, tokens, start = 0, 0, 0
+        new: list[int] = []
         for i in range(len(messages) - 1, -1, -1):
             message = messages[i]
             if message.role != "assistant":
                 continue
             memo = counted.get(id(message))
-            if memo is not None and memo[0] is message:
-                base = memo[1]
+            if memo is not None and memo[0] is message and memo[2] == i:
+                turns, tokens, start = memo[1], memo[3], i + 1
                 break
-            new.append(message)
+            new.append(i)
         if len(counted) > _COUNTED_MAX:  # bounded: a long-lived model serving many runs
             counted.clear()
-        for ordinal, message in enumerate(reversed(new), start=base + 1):
-            counted[id(message)] = (message, ordinal)
-        return base + len(new)
+        stops = iter(reversed(new))
+        stop = next(stops, None)
+        for i in range(start, len(messages)):
+            tokens += _estimate_tokens(messages[i].content)
+            if i == stop:
+                turns += 1
+                counted[id(messages[i])] = (messages[i], turns, i, tokens)
+                stop = next(stops, None)
+        return turns, tokens
 
-    def _respond(self, index: int, turn: Any, request: Request, deltas: Deltas) -> Response:
-        input_tokens = sum(_estimate_tokens(m.content) for m in request.messages)
+    def _respond(self, index: int, turn: Any, input_tokens: int, deltas: Deltas) -> Response:
         if isinstance(turn, str):
             turn = Text(turn)
         if isinstance(turn, Text):
             words = turn.content.split(" ")
             for i, word in enumerate(words):
                 deltas.text(word if i == 0 else " " + word)
-            usage = Usage(input_tokens, _estimate_tokens(turn.content), 1)
+            usage = turn.usage or Usage(input_tokens, _estimate_tokens(turn.content), 1)
             return Response(Message("assistant", turn.content), usage, "end_turn", self.model)
         calls_spec = [turn] if isinstance(turn, Call) else list(turn)
         calls = []
@@ -154,5 +180,6 @@ class ScriptedModel:
             arguments = json.dumps(spec.arguments)
             deltas.tool_call(i, call_id, spec.name, arguments)
             calls.append(ToolCall(call_id, spec.name, spec.arguments))
-        usage = Usage(input_tokens, _estimate_tokens(json.dumps([c.arguments for c in calls_spec])), 1)
+        given = next((c.usage for c in calls_spec if c.usage is not None), None)
+        usage = given or Usage(input_tokens, _estimate_tokens(json.dumps([c.arguments for c in calls_spec])), 1)
         return Response(Message("assistant", "", tuple(calls)), usage, "tool_use", self.model)
