@@ -116,6 +116,8 @@ class JsonCodec:
         t = key.type
         union = get_origin(t)
         for member in get_args(t) if union is Union or union is UnionType else (t,):
+            if member is type(None) or member is None:
+                continue
             try:
                 self.converter.get_structure_hook(member)
             except Exception as exc:
