@@ -25,7 +25,7 @@ from agent_kernel.config import (
 )
 from agent_kernel.testing import ScriptedModel, text, tool_call
 
-FIRST_PARTY = ["limits", "retry", "approval", "sqlite", "openai", "anthropic", "llamacpp", "guardrails"]
+FIRST_PARTY = ["limits", "retry", "approval", "sqlite", "openai", "anthropic", "llamacpp", "guardrails", "mcp"]
 REQUIRED: dict[str, dict[str, Any]] = {"approval": {"require": ["shell"]}, "sqlite": {"path": "runs.db"}}
 
 
@@ -278,6 +278,23 @@ def test_secrets_come_from_the_environment_and_are_never_shown(project: Path, mo
     assert type(openai).__name__ == "OpenAI" and openai.api_key == "sk-very-secret"  # type: ignore[attr-defined]
     monkeypatch.delenv("MY_OPENAI_KEY")
     assert load_config().secret_variables() == {"MY_OPENAI_KEY": False}
+
+
+def test_tables_and_lists_of_variable_names_are_not_secrets_and_are_reported(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(
+        project / "agent.toml",
+        "[plugins.mcp.servers.api]\n"
+        'url = "http://127.0.0.1:9/mcp"\n'
+        'headers_env = { X-Api-Key = "API_KEY_VAR" }\n'
+        "[plugins.mcp.servers.local]\n"
+        'command = "mcp-server-time"\n'
+        'pass_env = ["HOME_VAR"]\n',
+    )
+    monkeypatch.setenv("HOME_VAR", "/home/x")
+    monkeypatch.delenv("API_KEY_VAR", raising=False)
+    assert load_config().secret_variables() == {"API_KEY_VAR": False, "HOME_VAR": True}
 
 
 # ---------------------------------------------------------------------- values and rendering

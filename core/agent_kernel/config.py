@@ -156,11 +156,14 @@ class Config:
         found: dict[str, bool] = {}
 
         def walk(value: Any, key: str = "") -> None:
-            if isinstance(value, dict):
+            if key.endswith("_env"):  # a name, a list of names or a table of names
+                names = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+                for name in names:
+                    if isinstance(name, str) and name:
+                        found[name] = bool(os.environ.get(name))
+            elif isinstance(value, dict):
                 for k, v in value.items():
                     walk(v, k)
-            elif isinstance(value, str) and key.endswith("_env") and value:
-                found[value] = bool(os.environ.get(value))
 
         walk(self.as_dict())
         return found
@@ -456,6 +459,8 @@ def _secret_paths(value: Any, path: KeyPath) -> list[tuple[KeyPath, str]]:
     out: list[tuple[KeyPath, str]] = []
     for key, sub in value.items():
         here = (*path, key)
+        if key.endswith("_env") and isinstance(sub, dict) and all(_VARIABLE.match(str(v)) for v in sub.values()):
+            continue  # a table naming environment variables (``headers_env = {X-Api-Key = "VAR"}``)
         if _secret(key):
             out.append((here, _SECRET_PROBLEM))
         elif key == "headers" and isinstance(sub, dict):
@@ -465,6 +470,7 @@ def _secret_paths(value: Any, path: KeyPath) -> list[tuple[KeyPath, str]]:
     return out
 
 
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SECRET_PROBLEM = "secrets are never read from configuration: set an environment variable and name it in a *_env key"
 _SECRET_HEADER_PROBLEM = (
     "a credential in a header value is a secret, never read from configuration: set an environment "
