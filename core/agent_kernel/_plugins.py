@@ -7,6 +7,8 @@ Loading is strict: duplicate names and unknown ``agent_*`` hooks fail at once.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import inspect
 import os
 import reprlib
@@ -60,6 +62,8 @@ class PluginInfo:
     distribution: str | None
     version: str | None
     hooks: tuple[str, ...]
+    #: Why the plugin could not be loaded (only with ``load_plugins(..., skip_broken=True)``).
+    error: str | None = None
 
 
 def plugin_name(plugin: object) -> str:
@@ -87,8 +91,98 @@ def _truthy(value: str | None) -> bool:
     return value is not None and value.strip().lower() not in ("", "0", "false", "no")
 
 
+def _block_hint(name: str) -> str:
+    """How to skip the installed plugin `name`, every way the kernel offers."""
+    return (
+        f"to load everything else, block it: Agent(block=[{name!r}]), `block = [{name!r}]` in the [agent] table "
+        f"of agent.toml (or AGENT_KERNEL__AGENT__BLOCK='[\"{name}\"]'), `agent-kernel plugins --block {name}`; "
+        f"or allow only the plugins you want with {ENV_ALLOW}=name,... ({ENV_DISABLE}=1 loads none)"
+    )
+
+
+def _hook_names(pm: pluggy.PluginManager) -> list[str]:
+    """The names of the hooks that have a spec."""
+    return [n for n, c in vars(pm.hook).items() if isinstance(c, pluggy.HookCaller) and c.spec is not None]
+
+
+def _explain_invalid(pm: pluggy.PluginManager, plugin: object, name: str) -> str | None:
+    """Say what pluggy refused in `plugin`, the way a plugin author can act on; None if unsure."""
+    for attr in dir(plugin):
+        opts = pm.parse_hookimpl_opts(plugin, attr)
+        if opts is None:
+            continue
+        function = getattr(plugin, attr)
+        if (opts.get("wrapper") or opts.get("hookwrapper")) and (
+            inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+        ):
+            return (
+                f"plugin {name!r}: {attr} is marked wrapper=True but is an async def; a pluggy wrapper only wraps "
+                "creating the coroutine, not the work it awaits. To surround awaited work, return an async context "
+                "manager from a wrap hook instead (agent_wrap_run, agent_wrap_inference, agent_wrap_tool_call); "
+                "a wrapper of a phase hook is a plain generator function (def ...: result = yield)"
+            )
+        caller = getattr(pm.hook, opts.get("specname") or attr, None)
+        spec = caller.spec if isinstance(caller, pluggy.HookCaller) else None
+        if spec is None:
+            continue
+        try:
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        required = [
+            p.name
+            for p in parameters
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+        unknown = [a for a in required if a not in spec.argnames]
+        if unknown:
+            listed = ", ".join(repr(a) for a in unknown)
+            return (
+                f"plugin {name!r}: {attr}({', '.join(required)}) takes {listed}, which {spec.name} does not "
+                f"provide; its arguments are {', '.join(spec.argnames)} (take any of them, by name)"
+            )
+    return None
+
+
+def _hook_problem(pm: pluggy.PluginManager, plugin: object, name: str) -> str | None:
+    """What is wrong with the hooks of the registered `plugin`, or None."""
+    for caller in pm.get_hookcallers(plugin) or ():
+        for impl in caller.get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            if caller.spec is None and not impl.optionalhook:
+                close = difflib.get_close_matches(caller.name, _hook_names(pm), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                return (
+                    f"plugin {name!r} implements {caller.name!r}, which is not a hook of agent-kernel; {hint}"
+                    "(see agent_kernel.hookspecs for the hooks; mark hooks of other plugins with optionalhook=True)"
+                )
+            if impl.hookwrapper:
+                return f"plugin {name!r}: {caller.name} uses old-style hookwrapper=True; use wrapper=True"
+            if caller.name.removeprefix("agent_") not in PHASES and inspect.iscoroutinefunction(impl.function):
+                return (
+                    f"plugin {name!r}: {caller.name} is an async def, but only phase hooks may be "
+                    "async; make it a plain function (it runs synchronously inside the kernel)"
+                )
+    return None
+
+
+def _is_plugin_class(obj: object) -> bool:
+    """True for a class whose ``agent_*`` hooks are instance methods: an instance was meant."""
+    if not isinstance(obj, type):
+        return False
+    return any(
+        attr.startswith("agent_") and isinstance(inspect.getattr_static(obj, attr, None), types.FunctionType)
+        for attr in dir(obj)
+    )
+
+
 def load_plugins(
-    plugins: Iterable[object] = (), *, autoload: bool = True, block: Iterable[str] = ()
+    plugins: Iterable[object] = (),
+    *,
+    autoload: bool = True,
+    block: Iterable[str] = (),
+    skip_broken: bool = False,
 ) -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
     """Build a plugin manager with the entry-point plugins and `plugins`.
 
@@ -97,19 +191,38 @@ def load_plugins(
     autoload off; ``AGENT_KERNEL_PLUGINS`` (comma-separated) allows only those
     entry points (empty allows none).
 
+    Args:
+        plugins: plugin objects (instances or modules) given in code.
+        autoload: load the ``agent_kernel.plugins`` entry points.
+        block: plugin names to skip.
+        skip_broken: leave out an entry point that fails to import or to register,
+            and report it in the returned infos with its `PluginInfo.error`, instead
+            of raising (for ``agent-kernel plugins``).
+
     Raises:
-        PluginLoadError: duplicate names, an entry point that fails to import, a hook
-            name no spec declares, or an old-style ``hookwrapper``.
+        PluginLoadError: duplicate names, an entry point that fails to import (the
+            message says how to block it), a class given instead of an instance, a
+            hook name no spec declares (with the closest hook name), a hook argument
+            the spec does not provide (with the valid ones), an async ``wrapper=True``,
+            or an old-style ``hookwrapper``.
     """
     pm = _Manager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     blocked = set(block)
     infos: dict[str, PluginInfo] = {}
     sources: dict[str, tuple[str | None, str | None]] = {}
+    broken: dict[str, PluginInfo] = {}
 
     def register(obj: object, name: str, dist: str | None, version: str | None) -> None:
         if name in blocked:
             return
+        if _is_plugin_class(obj):
+            assert isinstance(obj, type)
+            raise PluginLoadError(
+                f"plugin {name!r} is the class {obj.__module__}.{obj.__qualname__}, not a plugin object: "
+                f"pass an instance: {obj.__name__}()"
+                + (f" (fix the entry point {name!r} of {dist}: point it at an instance or a module)" if dist else "")
+            )
         if dist is None and sources.get(name, (None, None))[0] is not None:
             # A plugin passed in code replaces the installed plugin of the same name:
             # Retry(...) given explicitly takes the place of the autoloaded "retry".
@@ -121,11 +234,17 @@ def load_plugins(
                 f"two plugins are named {name!r} ({other} and {_origin(obj, dist)}); "
                 "give one a different name or block one"
             )
-        sources[name] = (dist, version)
         try:
             pm.register(obj, name=name)
         except pluggy.PluginValidationError as exc:
-            raise PluginLoadError(f"plugin {name!r}: {exc}") from exc
+            with contextlib.suppress(Exception):
+                pm.unregister(name=name)  # pluggy may have registered some hooks before refusing one
+            raise PluginLoadError(_explain_invalid(pm, obj, name) or f"plugin {name!r}: {exc}") from exc
+        problem = _hook_problem(pm, obj, name)
+        if problem is not None:
+            pm.unregister(name=name)
+            raise PluginLoadError(problem)
+        sources[name] = (dist, version)
 
     if autoload and not _truthy(os.environ.get(ENV_DISABLE)):
         allow_env = os.environ.get(ENV_ALLOW)
@@ -135,6 +254,7 @@ def load_plugins(
         seen: dict[str, str] = {}
         for ep in entry_points(group=GROUP):
             dist = ep.dist.name if ep.dist else None
+            version = ep.dist.version if ep.dist else None
             if ep.name in seen:
                 raise PluginLoadError(
                     f"entry point {ep.name!r} in group {GROUP!r} is declared by both "
@@ -144,43 +264,27 @@ def load_plugins(
             if ep.name in blocked or (allow is not None and ep.name not in allow):
                 continue
             try:
-                obj = ep.load()
-            except Exception as exc:
-                raise PluginLoadError(
-                    f"entry point {ep.name!r} ({ep.value}) from {dist} failed to load: {exc!r}"
-                ) from exc
-            register(obj, ep.name, dist, ep.dist.version if ep.dist else None)
+                try:
+                    obj = ep.load()
+                except Exception as exc:
+                    raise PluginLoadError(
+                        f"entry point {ep.name!r} ({ep.value}) from {dist} failed to load: {exc!r}"
+                    ) from exc
+                register(obj, ep.name, dist, version)
+            except PluginLoadError as exc:
+                if skip_broken:
+                    broken[ep.name] = PluginInfo(ep.name, dist, version, (), str(exc))
+                    continue
+                raise PluginLoadError(f"{exc}; {_block_hint(ep.name)}") from exc.__cause__ or exc
 
     for obj in plugins:
         register(obj, plugin_name(obj), None, None)
-
-    for hook_name in dir(pm.hook):
-        caller = getattr(pm.hook, hook_name)
-        if isinstance(caller, pluggy.HookCaller) and caller.spec is None:
-            for impl in caller.get_hookimpls():
-                if not impl.optionalhook:
-                    raise PluginLoadError(
-                        f"plugin {impl.plugin_name!r} implements {hook_name!r}, which is not a hook of "
-                        "agent-kernel (see agent_kernel.hookspecs for the hooks; mark hooks of other "
-                        "plugins with optionalhook=True)"
-                    )
-    for hook_name in dir(pm.hook):
-        caller = getattr(pm.hook, hook_name)
-        for impl in caller.get_hookimpls() if isinstance(caller, pluggy.HookCaller) else ():
-            if impl.hookwrapper:
-                raise PluginLoadError(
-                    f"plugin {impl.plugin_name!r}: {hook_name} uses old-style hookwrapper=True; use wrapper=True"
-                )
-            if hook_name.removeprefix("agent_") not in PHASES and inspect.iscoroutinefunction(impl.function):
-                raise PluginLoadError(
-                    f"plugin {impl.plugin_name!r}: {hook_name} is an async def, but only phase hooks may be "
-                    "async; make it a plain function (it runs synchronously inside the kernel)"
-                )
 
     for name, (dist, version) in sources.items():
         plugin = pm.get_plugin(name)
         hooks = tuple(sorted(impl.name for impl in pm.get_hookcallers(plugin) or ()))
         infos[name] = PluginInfo(name, dist, version, hooks)
+    infos.update(broken)
 
     if _truthy(os.environ.get(ENV_TRACE)):
         pm.trace.root.setwriter(sys.stderr.write)
