@@ -36,14 +36,18 @@ USAGE = 2
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    _, infos = load_plugins(autoload=True, block=args.block)
-    rows = [
-        {"name": i.name, "distribution": i.distribution, "version": i.version, "hooks": list(i.hooks)}
-        for i in infos.values()
-        if args.hook is None or args.hook in i.hooks
-    ]
+    """List the plugins; a broken installed plugin is listed with its ``error`` (exit 1 only with --strict)."""
+    _, infos = load_plugins(autoload=True, block=args.block, skip_broken=True)
+    rows: list[dict[str, Any]] = []
+    for i in infos.values():
+        if i.error is not None:
+            print(f"agent-kernel: plugin {i.name!r} is broken: {i.error}", file=sys.stderr)
+            if args.hook is None:
+                rows.append({"name": i.name, "distribution": i.distribution, "version": i.version, "error": i.error})
+        elif args.hook is None or args.hook in i.hooks:
+            rows.append({"name": i.name, "distribution": i.distribution, "version": i.version, "hooks": list(i.hooks)})
     print(json.dumps(rows, indent=2))
-    return 0
+    return EXIT["error"] if args.strict and any(i.error is not None for i in infos.values()) else 0
 
 
 # ---------------------------------------------------------------------- configuration
@@ -316,6 +320,11 @@ def build_parser(*, plugin_commands: bool = True) -> tuple[argparse.ArgumentPars
     p = sub.add_parser("plugins", help="list loaded plugins as JSON")
     p.add_argument("--block", action="append", default=[], metavar="NAME", help="skip the plugin NAME")
     p.add_argument("--hook", help="only plugins implementing this hook")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 if an installed plugin is broken (it is listed with its error either way)",
+    )
     p.set_defaults(func=cmd_plugins)
 
     for name, func, help_text in (("run", cmd_run, "run an agent"), ("resume", cmd_resume, "resume a run")):
