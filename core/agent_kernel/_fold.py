@@ -73,40 +73,55 @@ def fold(
     return replace_state(state, **changes) if changes else state
 
 
-def merge_concurrent(batches: Sequence[Sequence[p.Patch]], call_ids: Sequence[str]) -> list[list[p.Patch]]:
+def merge_concurrent(
+    batches: Sequence[Sequence[p.Patch]],
+    call_ids: Sequence[str],
+    sources: Sequence[Sequence[str]] | None = None,
+) -> list[list[p.Patch]]:
     """Merge patch lists of tool calls that ran concurrently on one snapshot.
 
-    `batches[i]` belongs to `call_ids[i]`, in call order. A `SetData` on a key that
-    an earlier call of the batch also set follows the key's merge rule: "error"
-    raises `PatchConflict`, "last" keeps the later value, "sum" replaces the later
-    patch by `SetData(key, earlier + later)`, a function by
-    `SetData(key, rule(earlier, later))`. One call setting a key twice is no
-    conflict: its own patches fold in order. Everything else is unchanged.
+    `batches[i]` belongs to `call_ids[i]`, in call order; `sources[i]`, if given,
+    names the plugin that returned each patch of `batches[i]`. A `SetData` on a key
+    that an earlier call of the batch also set follows the key's merge rule: "error"
+    raises `PatchConflict` (naming both plugins when `sources` are given), "last"
+    keeps the later value, "sum" replaces the later patch by
+    `SetData(key, earlier + later)`, a function by `SetData(key, rule(earlier, later))`.
+    One call setting a key twice is no conflict: its own patches fold in order.
+    Everything else is unchanged.
     """
-    written: dict[str, tuple[str, Any]] = {}
+    written: dict[str, tuple[str, Any, str]] = {}
     merged: list[list[p.Patch]] = []
-    for call_id, batch in zip(call_ids, batches, strict=True):
+    for i, (call_id, batch) in enumerate(zip(call_ids, batches, strict=True)):
         out: list[p.Patch] = []
-        for patch in batch:
+        origins = sources[i] if sources is not None else ()
+        for j, patch in enumerate(batch):
             if isinstance(patch, p.SetData):
                 key = patch.key
+                plugin = origins[j] if j < len(origins) else ""
                 if key.name in written and written[key.name][0] != call_id:
-                    first_call, earlier = written[key.name]
+                    first_call, earlier, first_plugin = written[key.name]
                     rule = key.merge
                     if rule == "error":
                         raise PatchConflict(
-                            f"tool calls {first_call!r} and {call_id!r} ran concurrently and both "
-                            f"set {key.name!r}; give the StateKey a merge rule ('last', 'sum' or a function) "
-                            "or run the tools sequentially"
+                            f"tool calls {first_call!r}{_by(first_plugin)} and {call_id!r}{_by(plugin)} ran "
+                            f"concurrently and both set {key.name!r}; give the StateKey a merge rule ('last', "
+                            "'sum' or a function) or run the tools sequentially",
+                            key=key.name,
+                            calls=(first_call, call_id),
+                            plugins=(first_plugin, plugin),
                         )
                     if rule == "sum":
                         patch = p.SetData(key, earlier + patch.value)
                     elif callable(rule):
                         patch = p.SetData(key, rule(earlier, patch.value))
-                written[key.name] = (call_id, patch.value)
+                written[key.name] = (call_id, patch.value, plugin)
             out.append(patch)
         merged.append(out)
     return merged
+
+
+def _by(plugin: str) -> str:
+    return f" (SetData by plugin {plugin!r})" if plugin else ""
 
 
 @attrs.frozen

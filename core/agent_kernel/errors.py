@@ -44,7 +44,21 @@ class PluginError(AgentError):
 
 
 class PatchConflict(AgentError):
-    """Two concurrent tool calls set the same state key and its merge rule forbids it."""
+    """Two concurrent tool calls set the same state key and its merge rule forbids it.
+
+    Attributes:
+        key: the state key's name.
+        calls: the ids of the two tool calls, in call order.
+        plugins: the plugins whose patches conflict, in the same order ("" when unknown).
+    """
+
+    def __init__(
+        self, message: str, *, key: str = "", calls: tuple[str, str] = ("", ""), plugins: tuple[str, str] = ("", "")
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.calls = calls
+        self.plugins = plugins
 
 
 class MissingComponent(AgentError):
