@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal, NewType, Optional, Protocol, TypedDict, TypeVar
 
 import pytest
 
 from agent_kernel import Agent, Context, StateKey, hookimpl, patches
+from agent_kernel._fold import merge_concurrent
 from agent_kernel._plugins import instance_types
-from agent_kernel.testing import CodecJournal, ScriptedModel, text
+from agent_kernel.errors import PatchConflict, PluginLoadError
+from agent_kernel.testing import CodecJournal, ScriptedModel, install_distribution, text
 
 MakeAgent = Callable[..., Agent]
 
@@ -193,3 +200,169 @@ def test_instance_types(t: Any, accepted: tuple[type, ...] | None) -> None:
 
 def test_instance_types_of_a_literal() -> None:
     assert set(instance_types(Literal["a", 1]) or ()) == {str, int}
+
+
+# ===================================================================================== point 16: messages
+
+
+def _load_error(*plugins: object) -> str:
+    with pytest.raises(PluginLoadError) as info:
+        Agent(model="scripted", plugins=plugins, autoload=False)
+    return str(info.value)
+
+
+def test_an_unknown_hook_name_suggests_the_closest() -> None:
+    class Typo:
+        name = "typo"
+
+        def agent_after_inferense(self, ctx: object) -> None:  # no @hookimpl: still caught
+            pass
+
+    message = _load_error(Typo())
+    assert "plugin 'typo' implements 'agent_after_inferense'" in message
+    assert "did you mean 'agent_after_inference'?" in message
+
+
+def test_an_unknown_hook_name_far_from_every_hook_suggests_nothing() -> None:
+    class Odd:
+        name = "odd"
+
+        @hookimpl
+        def agent_zzzzzzzzzzzz(self) -> None:
+            pass
+
+    message = _load_error(Odd())
+    assert "'agent_zzzzzzzzzzzz'" in message and "did you mean" not in message
+
+
+def test_an_unknown_hook_argument_lists_the_valid_ones() -> None:
+    class Arguments:
+        name = "arguments"
+
+        @hookimpl
+        def agent_after_tool_execute(self, ctx: object, tool_call: object) -> None:
+            pass
+
+    message = _load_error(Arguments())
+    assert message.startswith("plugin 'arguments': agent_after_tool_execute(ctx, tool_call) takes 'tool_call'")
+    assert "its arguments are ctx, call, result" in message
+
+
+def test_a_plugin_class_instead_of_an_instance_says_so() -> None:
+    class MyPlugin:
+        @hookimpl
+        def agent_step_start(self, ctx: object) -> None:
+            pass
+
+    message = _load_error(MyPlugin)
+    assert "plugin 'MyPlugin' is the class" in message and "pass an instance: MyPlugin()" in message
+    assert "MyPlugin" in Agent(model="scripted", plugins=[MyPlugin()], autoload=False).plugins
+
+
+def test_a_class_of_static_hooks_is_still_a_plugin() -> None:
+    class Namespace:
+        name = "namespace"
+
+        @staticmethod
+        @hookimpl
+        def agent_step_start(ctx: object) -> None:
+            pass
+
+    assert "namespace" in Agent(model="scripted", plugins=[Namespace], autoload=False).plugins
+
+
+def test_an_async_wrapper_points_to_the_wrap_hooks() -> None:
+    class AsyncWrapper:
+        name = "async-wrapper"
+
+        @hookimpl(wrapper=True)
+        async def agent_before_inference(self, ctx: object, request: object) -> Any:
+            return None
+
+    message = _load_error(AsyncWrapper())
+    assert message.startswith(
+        "plugin 'async-wrapper': agent_before_inference is marked wrapper=True but is an async def"
+    )
+    assert "async context manager" in message and "agent_wrap_inference" in message
+
+
+def test_patch_conflict_names_the_plugins() -> None:
+    key = StateKey("conflict.k", int, 0)
+    batches = [[patches.Remind("x"), patches.SetData(key, 1)], [patches.SetData(key, 2)]]
+    with pytest.raises(PatchConflict) as info:
+        merge_concurrent(batches, ["call_1", "call_2"], [["reminder", "first"], ["second"]])
+    assert "'call_1' (SetData by plugin 'first') and 'call_2' (SetData by plugin 'second')" in str(info.value)
+    assert (info.value.key, info.value.calls, info.value.plugins) == (
+        "conflict.k",
+        ("call_1", "call_2"),
+        ("first", "second"),
+    )
+
+
+# ------------------------------------------------------------------------- a broken installed plugin
+
+GOOD = """
+from agent_kernel import hookimpl
+
+@hookimpl
+def agent_run_start(ctx):
+    return None
+"""
+
+
+@pytest.fixture
+def broken_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A site directory on sys.path with a good and a broken installed distribution."""
+    site = tmp_path / "site"
+    install_distribution(site, "agent-plugin-good", "good", "agent_plugin_good", GOOD, "1.5")
+    install_distribution(site, "agent-plugin-broken", "broken", "agent_plugin_broken", "raise RuntimeError('boom')\n")
+    monkeypatch.syspath_prepend(str(site))
+    for var in ("AGENT_KERNEL_DISABLE_PLUGIN_AUTOLOAD", "AGENT_KERNEL_PLUGINS", "AGENT_KERNEL_TRACE_HOOKS"):
+        monkeypatch.delenv(var, raising=False)
+    return site
+
+
+def _cli(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_KERNEL")}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "agent_kernel._cli", *args], capture_output=True, text=True, env=env, check=False
+    )
+
+
+def test_a_broken_installed_plugin_says_how_to_block_it(broken_site: Path) -> None:
+    with pytest.raises(PluginLoadError) as info:
+        Agent(model="scripted")
+    message = str(info.value)
+    assert "'broken'" in message and "agent-plugin-broken" in message and "boom" in message
+    assert "Agent(block=['broken'])" in message and "AGENT_KERNEL_PLUGINS" in message
+    assert "block = ['broken']" in message and "--block broken" in message
+    agent = Agent(model="scripted", block=["broken"])  # the advice works
+    assert "good" in agent.plugins and "broken" not in agent.plugins
+
+
+def test_a_plugin_that_registers_badly_is_blamed_with_the_same_advice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    source = "from agent_kernel import hookimpl\n\n@hookimpl\ndef agent_step_strat(ctx):\n    return None\n"
+    install_distribution(site, "agent-plugin-typo", "typo", "agent_plugin_typo", source)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("AGENT_KERNEL_PLUGINS", raising=False)
+    monkeypatch.delenv("AGENT_KERNEL_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    with pytest.raises(PluginLoadError, match=r"did you mean 'agent_step_start'.*Agent\(block=\['typo'\]\)"):
+        Agent(model="scripted")
+
+
+def test_the_plugins_command_lists_the_others_and_marks_the_broken_one(broken_site: Path) -> None:
+    result = _cli(broken_site, "plugins")
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["good"]["hooks"] == ["agent_run_start"] and "error" not in rows["good"]
+    assert rows["broken"]["distribution"] == "agent-plugin-broken" and "boom" in rows["broken"]["error"]
+    assert "hooks" not in rows["broken"]
+    assert "plugin 'broken' is broken" in result.stderr
+    strict = _cli(broken_site, "plugins", "--strict")
+    assert strict.returncode == 1 and json.loads(strict.stdout) == json.loads(result.stdout)
+    blocked = _cli(broken_site, "plugins", "--strict", "--block", "broken")
+    assert blocked.returncode == 0 and "broken" not in {row["name"] for row in json.loads(blocked.stdout)}
