@@ -164,7 +164,11 @@ def agent_register_tools(tools: ToolRegistrar) -> None:
 def agent_register_runtime(runtime: RuntimeRegistrar) -> None:
     """Register the run's machinery: tool strategy, journal, state keys, approvers.
 
-    Fires once when the `Agent` is built.
+    Fires once when the `Agent` is built. Declare here every `StateKey` your
+    patches use (``runtime.add_state_key(KEY)``): a `SetData` or `IncrementData` on
+    an undeclared key, or with a value that is not of the key's type, ends the run
+    with outcome ``error`` when the hook returns it. A key whose type the agent's
+    converter cannot handle needs hooks in `agent_configure_converter`.
 
     Args:
         runtime: the `RuntimeRegistrar`.

@@ -78,7 +78,14 @@ class InjectContext(Patch):
 
 @frozen
 class SetData(Patch):
-    """Store `value` under a plugin `StateKey`."""
+    """Store `value` under a plugin `StateKey`.
+
+    The key must be declared (``runtime.add_state_key(key)`` in
+    `agent_register_runtime`) and `value` must be an instance of its type (the outer
+    type for containers): the kernel checks both when the hook returns the patch,
+    and ends the run with outcome ``error`` naming the plugin, the hook and the key
+    otherwise, rather than journaling a value that would not load on resume.
+    """
 
     key: StateKey[Any]
     value: Any
@@ -86,7 +93,11 @@ class SetData(Patch):
 
 @frozen
 class IncrementData(Patch):
-    """Add `by` to the number under a plugin `StateKey` (starting from its default)."""
+    """Add `by` to the number under a plugin `StateKey` (starting from its default).
+
+    Checked like `SetData`: the key must be declared and `by` an instance of its
+    type (an ``int`` key takes an ``int``, a ``float`` key either).
+    """
 
     key: StateKey[Any]
     by: int | float = 1
