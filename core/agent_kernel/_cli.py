@@ -277,12 +277,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return anyio.run(lambda: session.drive(args.run_id, resume=True, decisions=decisions), backend="trio")
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from ._demo import main as demo
-
-    return demo(fast=args.fast)
-
-
 # ---------------------------------------------------------------------- the parser
 
 
@@ -296,7 +290,7 @@ def _config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--journal", metavar="PATH", help="keep runs in this SQLite file (plugins.sqlite.path)")
 
 
-BUILTIN_COMMANDS = frozenset({"plugins", "run", "resume", "config", "demo"})
+BUILTIN_COMMANDS = frozenset({"plugins", "run", "resume", "config"})
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -362,12 +356,8 @@ def build_parser(*, plugin_commands: bool = True) -> tuple[argparse.ArgumentPars
     p.add_argument("--json", action="store_true", help="print it as JSON")
     p.set_defaults(func=cmd_config_check)
 
-    p = sub.add_parser("demo", help="watch a scripted agent run (no network, no key)")
-    p.add_argument("--fast", action="store_true", help="no pauses between the steps")
-    p.set_defaults(func=cmd_demo)
-
     if not plugin_commands:
-        parser.epilog = f"{parser.epilog}; installed plugins add more commands (e.g. threads, jobs)"
+        parser.epilog = f"{parser.epilog}; installed plugins add more commands (e.g. demo, threads, jobs)"
         return parser, CommandRegistrar({})
     pm, _ = load_plugins(autoload=True)
     registrar = CommandRegistrar(impl_owners(pm))
