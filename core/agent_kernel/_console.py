@@ -1,4 +1,8 @@
-"""Terminal output of the CLI and the demo: rich when it is installed, plain text otherwise."""
+"""Terminal output of the CLI: rich when it is installed, plain text otherwise.
+
+`Console` and `EventPrinter` are public as `agent_kernel.console` (plugins' commands
+print with them); the rest is the CLI's own.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ class Console:
         file: where to write.
         use_rich: False forces plain text; None uses rich if it imports (and honours
             ``NO_COLOR``, like rich itself).
+
+    .. versionadded:: 0.1
     """
 
     def __init__(self, file: TextIO, *, use_rich: bool | None = None) -> None:
@@ -59,7 +65,18 @@ def _short(text: str, limit: int = 200) -> str:
 class EventPrinter:
     """Shows a run's events as they come: the answer on `out`, what happens on `err`.
 
-    With ``phases=True`` it also shows the run's phases (RunStart, steps, RunEnd).
+    Streamed text goes to `out`, one status line per tool call, result, approval
+    request and scheduled retry goes to `err` (ending any streamed line first).
+    With ``phases=True`` it also shows the run's phases (RunStart, steps, RunEnd) and
+    which tools the model asks for.
+
+    Args:
+        out: where the answer streams.
+        err: where status lines go (may be the same console as `out`).
+        phases: also show the run's phases.
+        indent: put before every line it starts.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(self, out: Console, err: Console, *, phases: bool = False, indent: str = "  ") -> None:

@@ -23,15 +23,12 @@ from typing import Any
 
 import anyio
 
-from . import events as ev
-from . import patches
-from ._agent import Agent
-from ._console import Console, EventPrinter
-from ._state import Approve, ToolCall
-from .hookspecs import hookimpl
-from .journal import Committed, Entry, Intended, ToolDone
-from .testing import ScriptedModel, text, tool_call
-from .testing.crash import CRASH_EXIT_CODE, CrashInTool
+from agent_kernel import Agent, Approve, ToolCall, hookimpl, patches
+from agent_kernel import events as ev
+from agent_kernel.console import Console, EventPrinter
+from agent_kernel.journal import Committed, Entry, Intended, ToolDone
+from agent_kernel.testing import ScriptedModel, text, tool_call
+from agent_kernel.testing.crash import CRASH_EXIT_CODE, CrashInTool
 
 RUN_ID = "demo-trip"
 PROMPT = "Weather in Lisbon, my 120 EUR in USD, book me 2 nights, and what's on this weekend?"
@@ -185,7 +182,7 @@ def _second_part(workdir: Path, request_id: str) -> int:
     _say("   but before its result was journaled: a crash mid-call.", "dim", 0.5)
     _say(f"   ✔ approved {request_id}", "green")
     child = subprocess.run(
-        [sys.executable, "-m", "agent_kernel._demo", "--resume-and-crash", str(workdir), request_id], check=False
+        [sys.executable, "-m", "agent_plugin_demo._demo", "--resume-and-crash", str(workdir), request_id], check=False
     )
     _say(f"   💥 the second process died (exit code {child.returncode}) in the middle of a tool call.", "bold red", 1.0)
     return child.returncode
