@@ -282,7 +282,7 @@ def test_the_whole_session_of_docs_cli_md_runs_as_written(tmp_path: Path) -> Non
     inputs = [line for line in thread_show.shown if line.startswith("user: ")]
     assert len(inputs) == 2 and inputs[0] == lines[2], done.stdout  # the first run's input, then its call
     assert lines[3].startswith("assistant: time__get_current_time({"), done.stdout
-    assert lines[4] == "tool: {", done.stdout
+    assert lines[4].startswith("tool: "), done.stdout  # "tool: {" (the time), or the error of a made-up zone
     assert inputs[1] in lines[5:], done.stdout  # the second run's input, after the first run's conversation
 
     done = run(tmp_path, runs.words)
