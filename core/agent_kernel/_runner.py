@@ -771,7 +771,7 @@ class _Run:
         if concurrent:
             ctx = self.context("before_tool_execute")
             batches = [await self.call_phase(hook, (ctx, call)) for call in calls]
-            merged = merge_concurrent([b[0] for b in batches], [c.id for c in calls])
+            merged = merge_concurrent([b[0] for b in batches], [c.id for c in calls], [b[1] for b in batches])
             for call, patch_list, (_, sources) in zip(calls, merged, batches, strict=True):
                 self._commit_before(call, patch_list, sources)
             return
@@ -804,7 +804,7 @@ class _Run:
         if concurrent:
             ctx = self.context("after_tool_execute")
             batches = [await self.call_phase(hook, (ctx, self._ran(call), self.results[call.id])) for call in calls]
-            merged = merge_concurrent([b[0] for b in batches], [c.id for c in calls])
+            merged = merge_concurrent([b[0] for b in batches], [c.id for c in calls], [b[1] for b in batches])
             for call, patch_list, (_, sources) in zip(calls, merged, batches, strict=True):
                 self._commit_after(call, patch_list, sources)
             return
