@@ -16,12 +16,12 @@ from pathlib import Path
 import pluggy
 
 import agent_kernel
-from agent_kernel import config, errors, events, hookspecs, journal, patches, testing
+from agent_kernel import config, console, errors, events, hookspecs, journal, patches, testing
 
 HERE = Path(__file__).parent
 HOOKS = HERE / "hooks.md"
 API = HERE / "api.md"
-MODULES = (agent_kernel, patches, events, journal, errors, config, testing)
+MODULES = (agent_kernel, patches, events, journal, errors, config, console, testing)
 
 ORDER_TABLE = """\
 | band | who | order within the band |

@@ -14,6 +14,7 @@ from ._fold import merge_concurrent as merge_concurrent
 from ._log import Log as Log
 from ._outcome import Outcome as Outcome
 from ._outcome import Stats as Stats
+from ._registry import CommandRegistrar as CommandRegistrar
 from ._registry import Deltas as Deltas
 from ._registry import ModelExecutor as ModelExecutor
 from ._registry import ModelRegistrar as ModelRegistrar
@@ -47,6 +48,7 @@ __all__ = [
     "Agent",
     "ApprovalRequest",
     "Approve",
+    "CommandRegistrar",
     "Context",
     "Deltas",
     "Deny",

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from agent_kernel import hookimpl
 
 if TYPE_CHECKING:
-    from agent_kernel._registry import CommandRegistrar
+    from agent_kernel import CommandRegistrar
 
 __version__ = "0.1.0"
 

@@ -56,7 +56,7 @@ from ._source import StepIndex as StepIndex
 from ._source import ThreadRow as ThreadRow
 
 if TYPE_CHECKING:
-    from agent_kernel._registry import CommandRegistrar
+    from agent_kernel import CommandRegistrar
 
     from ._app import create_app as create_app
 

@@ -56,7 +56,7 @@ from ._store import JobStore as JobStore
 from ._store import schema_version as schema_version
 
 if TYPE_CHECKING:
-    from agent_kernel._registry import CommandRegistrar
+    from agent_kernel import CommandRegistrar
 
 __version__ = "0.1.0"
 

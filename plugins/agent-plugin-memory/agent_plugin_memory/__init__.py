@@ -51,8 +51,7 @@ from ._windows import message_tokens as message_tokens
 from ._windows import model_summarizer as model_summarizer
 
 if TYPE_CHECKING:
-    from agent_kernel import RuntimeRegistrar
-    from agent_kernel._registry import CommandRegistrar
+    from agent_kernel import CommandRegistrar, RuntimeRegistrar
 
 __version__ = "0.1.0"
 

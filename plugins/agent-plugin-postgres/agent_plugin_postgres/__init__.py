@@ -65,7 +65,7 @@ from agent_kernel import hookimpl
 from ._schema import schema_version as schema_version
 
 if TYPE_CHECKING:
-    from agent_kernel._registry import CommandRegistrar
+    from agent_kernel import CommandRegistrar
 
     from ._journal import Durability as Durability
     from ._journal import JournalUnavailable as JournalUnavailable

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from agent_kernel import hookimpl
 
 if TYPE_CHECKING:
-    from agent_kernel._registry import CommandRegistrar
+    from agent_kernel import CommandRegistrar
 
     from ._queue import QUEUE as QUEUE
     from ._queue import TASK as TASK

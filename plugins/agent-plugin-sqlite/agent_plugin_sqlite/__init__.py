@@ -98,7 +98,7 @@ from ._journal import ThreadNotFound as ThreadNotFound
 from ._schema import schema_version as schema_version
 
 if TYPE_CHECKING:
-    from agent_kernel._registry import CommandRegistrar
+    from agent_kernel import CommandRegistrar
 
 
 @frozen
