@@ -20,7 +20,9 @@ Rows: floor (bench/run.py's bare loop with 8 pluggy hook calls per step), agent-
 (`ScriptedModel` + `Toolbox`, no other plugin: not the 8 no-op plugins of run.py),
 agent-kernel under trio, pydantic-ai (`FunctionModel`), openai-agents (a `Model`
 subclass), langgraph (`create_react_agent` with a fake chat model; and again with
-`InMemorySaver`), google-adk (a `BaseLlm` subclass, `InMemoryRunner`). Everything but
+`InMemorySaver`), google-adk (a `BaseLlm` subclass, `InMemoryRunner`), yaab-sdk
+(`yaab.Agent` with `yaab.testing.FunctionModel`, `tools=[add]`; the peer DESIGN §7's
+budget is set against: with it, the last line gives agent-kernel ÷ yaab-sdk). Everything but
 the trio row runs under asyncio. Samples of all rows alternate (the order rotates every
 round) and each row keeps its best sample.
 """
@@ -62,6 +64,7 @@ PINS = (
     "langchain-core==1.8.3",
     "google-adk==2.13.0",
     "google-genai==2.34.0",
+    "yaab-sdk==0.4.0",  # without its `rust` extra (yaab-core): the default install; its agent loop never calls it
 )
 
 PROMPT = "What is 2+3?"
@@ -339,6 +342,37 @@ def google_adk_case(k: int) -> Case:
     return Case("google-adk", run, counter)
 
 
+def yaab_case(k: int) -> Case:
+    import yaab
+    from yaab.models import ModelResponse
+    from yaab.observability import set_tracing_enabled
+    from yaab.testing import FunctionModel
+    from yaab.types import Message, ToolCall
+
+    # yaab-sdk alone installs no OpenTelemetry, so its model calls open no span; this venv has
+    # opentelemetry-api (google-adk's dependency), which would make them open no-op spans
+    set_tracing_enabled(False)
+    counter = Counter()
+
+    def respond(messages: list[Message]) -> ModelResponse:
+        # FunctionModel sets a fixed usage on whatever this returns: no estimate from the messages
+        n = step_of(len(messages))
+        if n < k:
+            return ModelResponse(tool_calls=[ToolCall(id=f"call_{n}", name="add", arguments={"a": 2, "b": 3})])
+        return ModelResponse(content=ANSWER)
+
+    # max_steps counts model calls (default 8); the other defaults stay: instrumented model, parallel tools
+    agent = yaab.Agent("bench", model=FunctionModel(respond), tools=[make_add(counter)], max_steps=k + 10)
+
+    async def run() -> str:
+        result = await agent.run(PROMPT)
+        if result.status != "ok" or result.paused:
+            raise AssertionError(f"yaab-sdk: status {result.status!r}, paused {result.paused}")
+        return str(result.output)
+
+    return Case("yaab-sdk", run, counter)
+
+
 # name: (the row's builder, the distributions whose versions the table shows)
 PEERS: dict[str, tuple[Callable[[int], Case], tuple[str, ...]]] = {
     "pydantic-ai": (pydantic_ai_case, ("pydantic-ai-slim",)),
@@ -346,6 +380,7 @@ PEERS: dict[str, tuple[Callable[[int], Case], tuple[str, ...]]] = {
     "langgraph": (langgraph_case, ("langgraph", "langgraph-prebuilt", "langchain-core")),
     "langgraph+saver": (lambda k: langgraph_case(k, checkpointer=True), ("langgraph", "langgraph-checkpoint")),
     "google-adk": (google_adk_case, ("google-adk",)),
+    "yaab-sdk": (yaab_case, ("yaab-sdk", "pydantic")),
 }
 KERNEL_ROWS: dict[str, tuple[Callable[[int], Case], tuple[str, ...]]] = {
     "floor": (floor_case, ("pluggy",)),
@@ -431,6 +466,13 @@ def report(names: list[str], rows: dict[str, tuple[Any, tuple[str, ...]]], resul
         print("| " + " | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) + " |")
         if j == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    if "yaab-sdk" in best[ks[0]]:  # DESIGN §7's user-facing budget, the other way round from the table's column
+        ratios = ", ".join(
+            f"K={k} {best[k]['agent-kernel'] / best[k]['yaab-sdk']:.2f} "
+            f"(medians {median[k]['agent-kernel'] / median[k]['yaab-sdk']:.2f})"
+            for k in ks
+        )
+        print(f"agent-kernel ÷ yaab-sdk per step, bests: {ratios}; DESIGN §7 budget ≤ 0.6")
 
 
 # ------------------------------------------------------------------ the peers' own venv
