@@ -172,14 +172,15 @@ class ScriptedModel:
             usage = turn.usage or Usage(input_tokens, _estimate_tokens(turn.content), 1)
             return Response(Message("assistant", turn.content), usage, "end_turn", self.model)
         calls_spec = [turn] if isinstance(turn, Call) else list(turn)
-        calls = []
+        calls, encoded = [], []
         for i, spec in enumerate(calls_spec):
             if not isinstance(spec, Call):
                 raise TypeError(f"scripted turn {index + 1}: expected text(...) or tool_call(...), got {spec!r}")
             call_id = f"call_{index + 1}_{i + 1}"
-            arguments = json.dumps(spec.arguments)
-            deltas.tool_call(i, call_id, spec.name, arguments)
+            encoded.append(json.dumps(spec.arguments))
+            deltas.tool_call(i, call_id, spec.name, encoded[-1])
             calls.append(ToolCall(call_id, spec.name, spec.arguments))
         given = next((c.usage for c in calls_spec if c.usage is not None), None)
-        usage = given or Usage(input_tokens, _estimate_tokens(json.dumps([c.arguments for c in calls_spec])), 1)
+        # the estimate reads the arguments as one JSON list: "[" + ", ".join(...) + "]" is json.dumps of it
+        usage = given or Usage(input_tokens, _estimate_tokens("[" + ", ".join(encoded) + "]"), 1)
         return Response(Message("assistant", "", tuple(calls)), usage, "tool_use", self.model)
