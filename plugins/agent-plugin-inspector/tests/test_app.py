@@ -102,11 +102,12 @@ async def test_pages_send_a_strict_content_security_policy(db: pathlib.Path) -> 
 
 
 async def test_entries_pass_the_agents_redactors_when_it_exposes_them(db: pathlib.Path) -> None:
+    from agent_kernel import RuntimeRegistrar, hookimpl
     from agent_kernel.journal import Entry
+    from agent_plugin_sqlite import SqliteJournal
 
     agent = make_agent(db)
     await _run(agent, "echo the password is hunter2", "secret")  # journaled before redaction was set up
-    viewer: Any = make_agent(db)
 
     def redact(value: Any) -> Any:  # scrubs the secret wherever it appears in an entry
         if not isinstance(value, Entry):
@@ -114,7 +115,15 @@ async def test_entries_pass_the_agents_redactors_when_it_exposes_them(db: pathli
         encoded = viewer.codec.encode(value)
         return viewer.codec.decode(encoded.replace("hunter2", "[redacted]")) if "hunter2" in encoded else value
 
-    viewer.redactors = (redact,)  # what an agent exposing its redactors offers
+    class Scrub:
+        name = "scrub"
+
+        @hookimpl
+        def agent_register_runtime(self, runtime: RuntimeRegistrar) -> None:
+            runtime.add_redactor(redact)
+
+    viewer = Agent(model="scripted", plugins=[SqliteJournal(db), Scrub()], autoload=False)
+    assert viewer.redactors == (redact,)
     async with client(create_app(SqliteSource(db), agent=viewer)) as c:
         page = await c.get("/runs/secret")
         assert page.status_code == 200
