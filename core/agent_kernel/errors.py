@@ -14,6 +14,7 @@ __all__ = [
     "InferenceError",
     "JournalAppendFailed",
     "JournalCorrupt",
+    "JournalUnavailable",
     "MissingComponent",
     "PatchConflict",
     "PluginError",
@@ -91,6 +92,12 @@ class JournalAppendFailed(AgentError):
 
 class JournalCorrupt(AgentError):
     """A journal could not be read back: truncated, corrupted or from a newer schema."""
+
+
+class JournalUnavailable(AgentError):
+    """A journal cannot be used right now: its file stayed locked, its database is down
+    or unreachable, the disk is full... Unlike `JournalCorrupt`, trying again later may
+    work; the run stays resumable."""
 
 
 class ToolInputError(AgentError):

@@ -13,12 +13,13 @@ written against. Persistent journals come from plugins (`agent-plugin-sqlite`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from attrs import field, frozen
 
 from ._state import ApprovalRequest, Decision, Response, ToolResult, freeze_mapping
-from .errors import StaleAttempt
+from .errors import AgentError, StaleAttempt
 from .patches import Patch
 
 __all__ = [
@@ -33,7 +34,11 @@ __all__ = [
     "Journal",
     "MemoryJournal",
     "Retried",
+    "RunInfo",
     "Started",
+    "Thread",
+    "ThreadExists",
+    "ThreadNotFound",
     "ToolDone",
     "Waiting",
     "check_append",
@@ -139,6 +144,73 @@ class Ended(Entry):
 
     reason: str
     error: ErrorInfo | None = None
+
+
+class ThreadNotFound(AgentError, LookupError):
+    """No thread with this id in the journal."""
+
+
+class ThreadExists(AgentError, ValueError):
+    """A thread with this id already exists in the journal."""
+
+
+def _frozen_json(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+@frozen
+class RunInfo:
+    """What a persistent journal knows about a run without decoding its entries
+    (``run_info`` of the SQLite and PostgreSQL journals).
+
+    Attributes:
+        id: the run id.
+        created: when the run was first claimed (seconds since the epoch).
+        updated: when it was last claimed or appended to.
+        attempt: the latest attempt (the fencing token `claim` handed out last).
+        status: ``new`` (claimed, nothing appended yet), ``running`` (an invocation
+            started and has not ended) or the reason of the last invocation's end
+            (``completed``, ``stopped``, ``cancelled``, ``suspended``, ``error``).
+        entries: the number of journaled entries.
+        model: the model string of the last invocation.
+    """
+
+    id: str
+    created: float
+    updated: float
+    attempt: int
+    status: str
+    entries: int
+    model: str = ""
+
+
+@frozen
+class Thread:
+    """A thread: a named conversation made of runs, in order (kept by persistent
+    journals for memory plugins).
+
+    Attributes:
+        id: the thread id.
+        name: a human name (may be empty).
+        created: when it was created (seconds since the epoch).
+        updated: when it was last changed (run added, renamed, archived).
+        archived: archived threads are left out of ``list_threads`` by default.
+        parent_id: for a fork, the thread it was forked from.
+        fork_run_id: for a fork, the parent's last run the fork shares with it
+            (None when the parent had no run yet).
+        run_ids: the thread's runs, oldest first (a fork starts with the runs it shares).
+        metadata: free JSON-serialisable data owned by whoever created the thread.
+    """
+
+    id: str
+    name: str
+    created: float
+    updated: float
+    archived: bool
+    parent_id: str | None
+    fork_run_id: str | None
+    run_ids: tuple[str, ...]
+    metadata: Mapping[str, Any] = field(converter=_frozen_json, hash=False)
 
 
 FINISHED = frozenset({"completed", "stopped"})

@@ -8,18 +8,26 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio.to_thread
 import psycopg
 import psycopg_pool
-from attrs import field, frozen
 from psycopg import sql
 
 from agent_kernel import hookimpl
-from agent_kernel.errors import AgentError, JournalCorrupt, StaleAttempt
-from agent_kernel.journal import Codec, Ended, Entry, Started, check_append
+from agent_kernel.errors import AgentError, JournalCorrupt, JournalUnavailable, StaleAttempt
+from agent_kernel.journal import (
+    Codec,
+    Ended,
+    Entry,
+    RunInfo,
+    Started,
+    Thread,
+    ThreadExists,
+    ThreadNotFound,
+    check_append,
+)
 
 from ._schema import MIGRATIONS, schema_version
 
@@ -39,68 +47,6 @@ __all__ = [
 T = TypeVar("T")
 Durability = Literal["commit", "batched"]
 _SYNCHRONOUS_COMMIT = {"commit": "on", "batched": "off"}
-
-
-class JournalUnavailable(AgentError):
-    """The database cannot be used right now (down, restarting, unreachable, refusing
-    connections) and stayed so longer than the journal's timeout. Unlike
-    `JournalCorrupt`, trying again later may work; the run stays resumable.
-    """
-
-
-class ThreadNotFound(AgentError, LookupError):
-    """No thread with this id in the journal."""
-
-
-class ThreadExists(AgentError, ValueError):
-    """A thread with this id already exists in the journal."""
-
-
-def _frozen_json(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value or {}))
-
-
-@frozen
-class RunInfo:
-    """What the journal knows about a run without decoding its entries.
-
-    Attributes:
-        id: the run id.
-        created: when the run was first claimed (seconds since the epoch).
-        updated: when it was last claimed or appended to.
-        attempt: the latest attempt (the fencing token `claim` handed out last).
-        status: ``new`` (claimed, nothing appended yet), ``running`` (an invocation
-            started and has not ended) or the reason of the last invocation's end
-            (``completed``, ``stopped``, ``cancelled``, ``suspended``, ``error``).
-        entries: the number of journaled entries.
-        model: the model string of the last invocation.
-    """
-
-    id: str
-    created: float
-    updated: float
-    attempt: int
-    status: str
-    entries: int
-    model: str = ""
-
-
-@frozen
-class Thread:
-    """A thread: a named conversation made of runs, in order (for memory plugins).
-
-    The same shape as ``agent_plugin_sqlite.Thread``.
-    """
-
-    id: str
-    name: str
-    created: float
-    updated: float
-    archived: bool
-    parent_id: str | None
-    fork_run_id: str | None
-    run_ids: tuple[str, ...]
-    metadata: Mapping[str, Any] = field(converter=_frozen_json, hash=False)
 
 
 def _stale(run_id: str, attempt: int, latest: int, at: int, length: int) -> StaleAttempt:

@@ -11,15 +11,23 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio.to_thread
-from attrs import field, frozen
 
 from agent_kernel import hookimpl
-from agent_kernel.errors import AgentError, JournalCorrupt
-from agent_kernel.journal import Codec, Ended, Entry, Started, check_append
+from agent_kernel.errors import AgentError, JournalCorrupt, JournalUnavailable
+from agent_kernel.journal import (
+    Codec,
+    Ended,
+    Entry,
+    RunInfo,
+    Started,
+    Thread,
+    ThreadExists,
+    ThreadNotFound,
+    check_append,
+)
 
 from . import _schema
 from ._schema import APPLICATION_ID, schema_version
@@ -45,78 +53,6 @@ _POOL_SIZE = 4  # idle reader connections kept open
 # Primary result codes (``sqlite3.Error.sqlite_errorcode & 0xFF``) and extended ones.
 _BUSY, _LOCKED, _CORRUPT, _FORMAT, _NOTADB = 5, 6, 11, 24, 26
 _IOERR_SHORT_READ = 522
-
-
-class JournalUnavailable(AgentError):
-    """The journal file cannot be used right now: it stayed locked by another process
-    longer than the timeout, its directory does not exist, the disk is full, an I/O
-    error. Unlike `JournalCorrupt`, trying again later may work.
-    """
-
-
-class ThreadNotFound(AgentError, LookupError):
-    """No thread with this id in the journal file."""
-
-
-class ThreadExists(AgentError, ValueError):
-    """A thread with this id already exists in the journal file."""
-
-
-def _frozen_json(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value or {}))
-
-
-@frozen
-class RunInfo:
-    """What the journal file knows about a run without decoding its entries.
-
-    Attributes:
-        id: the run id.
-        created: when the run was first claimed (seconds since the epoch).
-        updated: when it was last claimed or appended to.
-        attempt: the latest attempt (the fencing token `claim` handed out last).
-        status: ``new`` (claimed, nothing appended yet), ``running`` (an invocation
-            started and has not ended) or the reason of the last invocation's end
-            (``completed``, ``stopped``, ``cancelled``, ``suspended``, ``error``).
-        entries: the number of journaled entries.
-        model: the model string of the last invocation.
-    """
-
-    id: str
-    created: float
-    updated: float
-    attempt: int
-    status: str
-    entries: int
-    model: str = ""
-
-
-@frozen
-class Thread:
-    """A thread: a named conversation made of runs, in order (for memory plugins).
-
-    Attributes:
-        id: the thread id.
-        name: a human name (may be empty).
-        created: when it was created (seconds since the epoch).
-        updated: when it was last changed (run added, renamed, archived).
-        archived: archived threads are left out of `SqliteJournal.list_threads` by default.
-        parent_id: for a fork, the thread it was forked from.
-        fork_run_id: for a fork, the parent's last run the fork shares with it
-            (None when the parent had no run yet).
-        run_ids: the thread's runs, oldest first (a fork starts with the runs it shares).
-        metadata: free JSON-serialisable data owned by whoever created the thread.
-    """
-
-    id: str
-    name: str
-    created: float
-    updated: float
-    archived: bool
-    parent_id: str | None
-    fork_run_id: str | None
-    run_ids: tuple[str, ...]
-    metadata: Mapping[str, Any] = field(converter=_frozen_json, hash=False)
 
 
 class _Op:
