@@ -505,32 +505,13 @@ class _Run:
         return await self.finish(reason, error, started)
 
     def _check_decisions(self, decisions: Mapping[str, Decision]) -> None:
-        """Refuse decisions for requests the run never had, or approvals of calls this agent
-        cannot run (their tool is not loaded), before anything is claimed or journaled."""
+        """Refuse decisions for requests the run never had, before anything is journaled."""
         for request_id, decision in decisions.items():
             if request_id not in self.requests_seen:
                 known = ", ".join(r.id for r in self.state.pending) or "none"
                 raise UnknownRequest(f"run {self.run_id!r} has no approval request {request_id!r} (pending: {known})")
             if not isinstance(decision, (Approve, Deny)):
                 raise TypeError(f"decision for {request_id!r} must be Approve(...) or Deny(...), got {decision!r}")
-            if isinstance(decision, Approve):
-                tool = self._approved_tool(request_id)
-                if tool is not None and tool not in self.agent._tools:
-                    loaded = ", ".join(sorted(self.agent._tools)) or "none"
-                    raise MissingComponent(
-                        f"run {self.run_id!r}: request {request_id!r} approves a call of tool {tool!r}, "
-                        f"which no loaded plugin registers (tools here: {loaded}); resume where that tool is "
-                        "loaded, or deny the request. Nothing was changed."
-                    )
-
-    def _approved_tool(self, request_id: str) -> str | None:
-        """The tool an approval of pending `request_id` lets run: the call that suspended
-        with it (a tool's own request), else the call the request is about."""
-        for call_id, requests in self.waiting.items():
-            if request_id in requests:
-                return self._call(call_id).name
-        request = next((r for r in self.state.pending if r.id == request_id), None)
-        return None if request is None else request.call.name
 
     def _decide(self, decisions: Mapping[str, Decision]) -> None:
         for request_id, decision in decisions.items():
