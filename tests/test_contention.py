@@ -272,3 +272,40 @@ def test_resumes_from_threads_with_their_own_journal_objects_run_the_tool_once(t
     outcome, entries, calls = anyio.run(settled, SqliteJournal(db), ledger)
     assert ledger.wires == [100] and len(decided(entries)) == 1
     assert outcome.reason == "completed" and calls == 0
+
+
+class CancelAtAppend(MemoryJournal):
+    """Cancels `scope` when append number `at_append` starts, before anything is written."""
+
+    def __init__(self, at_append: int) -> None:
+        super().__init__()
+        self.at_append, self.appends = at_append, 0
+        self.scope: anyio.CancelScope | None = None
+
+    async def append(self, run_id: str, attempt: int, entries: Sequence[Entry], *, at: int) -> None:
+        self.appends += 1
+        if self.appends == self.at_append and self.scope is not None:
+            self.scope.cancel()
+        await anyio.sleep(0)  # a checkpoint before the write, as a journal in a worker thread has
+        await super().append(run_id, attempt, entries, at=at)
+
+
+async def test_entries_of_an_append_cancelled_before_it_wrote_are_written_by_the_final_flush() -> None:
+    """The run is cancelled while the model's response is being flushed: the response is
+    still journaled (with the run's end), so the resume does not ask for that turn again."""
+    for at_append in (1, 2):  # before the model request, and while its response is flushed
+        journal = CancelAtAppend(at_append)
+        ledger = Ledger()
+        agent, model = make_agent(journal, ledger)
+        with anyio.CancelScope() as scope:
+            journal.scope = scope
+            await agent.run("wire 100", run_id=RUN_ID)
+        journal.scope = None
+        entries = await journal.load(RUN_ID)
+        assert entries[-1].reason == "cancelled", entries[-1]  # type: ignore[attr-defined]
+        recorded = sum(isinstance(e, Inferred) for e in entries)
+        assert recorded == len(model.requests), (at_append, recorded, len(model.requests))
+        again, model_again = make_agent(journal, ledger)
+        outcome = await again.resume(RUN_ID)
+        assert outcome.reason == "suspended"
+        assert len(model_again.requests) == 1 - recorded  # only a turn never answered is asked

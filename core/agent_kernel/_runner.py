@@ -329,7 +329,7 @@ class _Run:
         """Append the buffer; after a failure nothing more is written (no gap in the journal)."""
         if self.journal_failed:
             raise JournalAppendFailed("an earlier append of this invocation failed")
-        batch, self.buffer = self.buffer, []
+        batch, self.buffer = self.buffer, []  # entries committed while this append waits go in the next one
         try:
             await self.journal.append(self.run_id, self.attempt, batch, at=self.written)
         except StaleAttempt:
@@ -338,6 +338,9 @@ class _Run:
         except Exception as exc:
             self.journal_failed = True
             raise JournalAppendFailed(f"journal {type(self.journal).__name__}: {type(exc).__name__}: {exc}") from exc
+        except BaseException:  # cancelled before the journal took the batch: the final flush writes it
+            self.buffer[:0] = batch
+            raise
         self.written += len(batch)
 
     # ------------------------------------------------------------------ events
