@@ -28,7 +28,7 @@ from typing import Any
 import trio
 
 from agent_kernel import Agent, Approve, Request, ToolCall, ToolContext, hookimpl, patches
-from agent_kernel.errors import AgentError, StaleAttempt, UnknownRun
+from agent_kernel.errors import RunExists, StaleAttempt, UnknownRun
 from agent_kernel.journal import Decided, Entry, Inferred, Journal
 from agent_kernel.testing import ScriptedModel, text, tool_call
 from agent_kernel.testing.crash import UseJournal
@@ -163,11 +163,8 @@ async def drive(db: str, ledger_path: str, run_ids: list[str], seed: int) -> Non
                 outcome = await agent.resume(run_id)
             if outcome.reason == "suspended":
                 await agent.resume(run_id, decisions={r.id: Approve() for r in outcome.pending})
-        except (StaleAttempt, UnknownRun):  # another worker holds the run, or has just claimed it
+        except (StaleAttempt, UnknownRun, RunExists):  # another worker holds, has just claimed or started it
             pass
-        except AgentError as exc:
-            if "already taken" not in str(exc):  # another worker started it first
-                raise
 
 
 async def _infos(journal: SqliteJournal) -> list[Any]:

@@ -28,7 +28,7 @@ from ._registry import (
 from ._runner import _Run
 from ._serde import JsonCodec, make_converter
 from ._state import Decision, RunState, ToolSpec, freeze_mapping
-from .errors import AgentError, MissingComponent, PluginLoadError, StaleAttempt, UnknownRun
+from .errors import AgentError, MissingComponent, PluginLoadError, RunExists, StaleAttempt, UnknownRun
 from .hookspecs import PHASES
 from .journal import Entry, Journal, MemoryJournal, Started
 
@@ -192,7 +192,8 @@ class Agent:
             The `Outcome`. Plugin failures become outcome ``error``, never exceptions.
 
         Raises:
-            AgentError: the run id is already taken, or no model was given.
+            RunExists: the run id is already taken (an `AgentError`).
+            AgentError: no model was given.
         """
         return await self._invoke(input, run_id, {}, timeout)
 
@@ -312,7 +313,7 @@ class Agent:
             return run, Started(attempt, model)
         if self.model is None:
             raise AgentError("no model: pass Agent(model=...)")
-        taken = AgentError(f"run id {run_id!r} is already taken; use resume() to continue it")
+        taken = RunExists(f"run id {run_id!r} is already taken; use resume() to continue it")
         if run_id is None:
             run_id = uuid.uuid4().hex
         elif await self._journal.load(run_id):

@@ -19,6 +19,7 @@ __all__ = [
     "PatchConflict",
     "PluginError",
     "PluginLoadError",
+    "RunExists",
     "StaleAttempt",
     "ToolInputError",
     "ToolSuspended",
@@ -98,6 +99,10 @@ class JournalUnavailable(AgentError):
     """A journal cannot be used right now: its file stayed locked, its database is down
     or unreachable, the disk is full... Unlike `JournalCorrupt`, trying again later may
     work; the run stays resumable."""
+
+
+class RunExists(AgentError):
+    """`run(..., run_id=)` named a run the journal already holds: `resume` continues it."""
 
 
 class ToolInputError(AgentError):

@@ -17,7 +17,7 @@ import anyio.abc
 
 from agent_kernel import Agent, Approve, Deny, Outcome
 from agent_kernel import events as ev
-from agent_kernel.errors import StaleAttempt
+from agent_kernel.errors import RunExists, StaleAttempt
 from agent_kernel.journal import Started
 
 from ._model import OUTCOME_STATUS, SETTLED, Change, Job, PendingApproval, Progress, Status
@@ -360,11 +360,14 @@ class Worker:
     ) -> Outcome | None:
         """Run or resume the job's run, updating its progress from the run's events."""
         started = any(isinstance(e, Started) for e in await agent.journal.load(job.run_id))
-        stream = (
-            agent.stream(run_id=job.run_id, resume=True, decisions=decisions)
-            if started
-            else agent.stream(job.input, run_id=job.run_id)
-        )
+        if not started:
+            try:
+                return await self._stream(agent.stream(job.input, run_id=job.run_id), tracker)
+            except RunExists:  # an earlier invocation's first entries landed after the look above
+                pass
+        return await self._stream(agent.stream(run_id=job.run_id, resume=True, decisions=decisions), tracker)
+
+    async def _stream(self, stream: Any, tracker: _Tracker) -> Outcome | None:
         async with stream as events:
             async for event in events:
                 if tracker.see(event):

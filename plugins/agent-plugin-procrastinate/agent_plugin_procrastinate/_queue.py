@@ -19,7 +19,7 @@ from procrastinate.schema import SchemaManager
 
 from agent_kernel import Agent, ApprovalRequest, Approve, Deny, ToolCall, patches
 from agent_kernel.config import import_object
-from agent_kernel.errors import AgentError, StaleAttempt
+from agent_kernel.errors import AgentError, RunExists, StaleAttempt
 from agent_kernel.journal import Committed, Decided, Ended, Inferred, Waiting
 from agent_plugin_postgres import JournalUnavailable, PostgresJournal
 
@@ -141,9 +141,7 @@ class _Worker:
         if input is not None and (info is None or info.entries == 0):
             try:
                 outcome = await self.agent.run(input, run_id=run_id)
-            except AgentError as exc:
-                if "already taken" not in str(exc):
-                    raise
+            except RunExists:  # another invocation's first entries landed after the look above
                 outcome = await self.agent.resume(run_id, decisions=decode_decisions(decisions))
         else:
             outcome = await self.agent.resume(run_id, decisions=decode_decisions(decisions))
