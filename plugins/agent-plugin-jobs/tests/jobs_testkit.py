@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pathlib
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -51,11 +50,13 @@ class Gate:
 
 
 class Stall:
-    """A ``slow`` tool whose first call blocks its whole event loop for `seconds` (a stalled worker)."""
+    """A ``slow`` tool whose first call blocks its whole event loop (a stalled worker)
+    until `release` is set, or `seconds` at the most."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.entered = threading.Event()
+        self.release = threading.Event()
         self.starts: list[int] = []
 
     def slow(self, n: int) -> str:
@@ -63,7 +64,7 @@ class Stall:
         self.starts.append(n)
         if len(self.starts) == 1:
             self.entered.set()
-            time.sleep(self.seconds)
+            self.release.wait(self.seconds)
         return f"did {n}"
 
 

@@ -226,7 +226,7 @@ def test_a_stalled_worker_loses_its_job_and_cannot_commit_after_the_takeover(bac
     """Worker A (its own thread and event loop) freezes inside a tool past its lease; worker
     B takes the job over and finishes it by resuming the run. When A wakes up, the
     journal's fencing refuses its commit and the jobs file ignores it."""
-    stall = Stall(seconds=2.0)
+    stall = Stall(seconds=120.0)  # A wakes once B has finished the job (however slow the machine)
     factory_a = Factory(journal_path, steps_script(1), stall)
     stop_a = threading.Event()
     ids: dict[str, str] = {}
@@ -254,6 +254,7 @@ def test_a_stalled_worker_loses_its_job_and_cannot_commit_after_the_takeover(bac
                     assert done.status == "completed" and done.owner is None
                     assert factory_b.requests(job_id) == 1  # turn 1 came from A's journal entries
             finally:
+                stall.release.set()
                 stop_a.set()
                 await anyio.to_thread.run_sync(thread.join, 30)
             assert not thread.is_alive()
