@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_kernel import Agent, hookimpl, patches
+from agent_kernel import Agent, ToolRegistrar, ToolResult, ToolSpec, hookimpl, patches
 from agent_kernel.errors import PluginLoadError
 from agent_kernel.testing import RunRecorder, ScriptedModel, text
 
@@ -122,6 +122,37 @@ def test_old_style_hookwrapper_is_refused() -> None:
 
     with pytest.raises(PluginLoadError, match="old-style hookwrapper"):
         Agent(model="scripted", plugins=[Old()], autoload=False)
+
+
+def test_a_wrapper_of_a_registration_hook_is_refused() -> None:
+    class Wraps:
+        name = "wraps"
+
+        @hookimpl(wrapper=True)
+        def agent_register_tools(self, tools: object) -> Generator[None, object, object]:
+            return (yield)
+
+    with pytest.raises(PluginLoadError, match="agent_register_tools is marked wrapper=True, but registration hooks"):
+        Agent(model="scripted", plugins=[Wraps()], autoload=False)
+
+
+def test_registrations_are_attributed_to_the_instance_that_made_them() -> None:
+    """Two instances of one class share their hook's code: each registration is still its own."""
+
+    class Offers:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        @hookimpl
+        def agent_register_tools(self, tools: ToolRegistrar) -> None:
+            tools.add(ToolSpec(f"{self.name}_tool", "", {"type": "object"}), _never_called)
+
+    agent = Agent(model="scripted", plugins=[Offers("one"), Offers("two")], autoload=False)
+    assert {spec.name: spec.plugin for spec in agent.tools} == {"one_tool": "one", "two_tool": "two"}
+
+
+async def _never_called(arguments: object, context: object) -> ToolResult:
+    raise AssertionError("not called")
 
 
 def test_broken_entry_point_names_the_distribution(site: Path) -> None:

@@ -15,7 +15,7 @@ import pluggy
 
 from . import events as ev
 from ._outcome import Outcome
-from ._plugins import HookFailed, PhaseHook, PluginInfo, blame_caller, impl_owners, load_plugins
+from ._plugins import HookFailed, PhaseHook, PluginInfo, blame_caller, load_plugins
 from ._registry import (
     ModelExecutor,
     ModelRegistrar,
@@ -24,11 +24,12 @@ from ._registry import (
     ToolFunction,
     ToolRegistrar,
     ToolStrategy,
+    register,
 )
 from ._runner import _Run
 from ._serde import JsonCodec, make_converter
 from ._state import Decision, RunState, ToolSpec, freeze_mapping
-from .errors import AgentError, MissingComponent, PluginLoadError, RunExists, StaleAttempt, UnknownRun
+from .errors import AgentError, MissingComponent, RunExists, StaleAttempt, UnknownRun
 from .hookspecs import PHASES
 from .journal import Entry, Journal, MemoryJournal, Started
 
@@ -90,26 +91,17 @@ class Agent:
         self.settings = freeze_mapping(settings or {})
         self._log = _log
         self._pm, self._plugin_infos = load_plugins(plugins, autoload=autoload, block=block)
-        owners = impl_owners(self._pm)
         hook = self._pm.hook
-        models, tools, runtime = ModelRegistrar(owners), ToolRegistrar(owners), RuntimeRegistrar(owners)
-        for name, registrar in (
-            ("agent_register_models", models),
-            ("agent_register_tools", tools),
-            ("agent_register_runtime", runtime),
-        ):
-            try:
-                getattr(hook, name)(**{getattr(hook, name).spec.argnames[0]: registrar})
-            except AgentError:
-                raise
-            except Exception as exc:
-                plugin = blame_caller(getattr(hook, name), exc)
-                raise PluginLoadError(f"plugin {plugin!r} failed in {name}: {type(exc).__name__}: {exc}") from exc
+        models, tools, runtime = ModelRegistrar(), ToolRegistrar(), RuntimeRegistrar()
+        register(hook.agent_register_models, models)
+        register(hook.agent_register_tools, tools)
+        register(hook.agent_register_runtime, runtime)
         self._models = models
         self._executors: dict[str, tuple[ModelExecutor, str]] = {}
         self._tools: dict[str, tuple[ToolSpec, ToolFunction]] = tools.tools
         self._tool_specs = tuple(spec for spec, _ in tools.tools.values())
         self._specs_by_name = MappingProxyType({spec.name: spec for spec in self._tool_specs})
+        self._tool_names = tuple(sorted(self._tools))
         self._tool_view: tuple[Any, tuple[ToolSpec, ...]] = (None, self._tool_specs)
         chosen = runtime.strategy or runtime.default_strategy
         self._strategy: ToolStrategy | None = chosen.item if chosen else None
@@ -310,7 +302,7 @@ class Agent:
             else:  # read-only: claiming would fence out nobody's work for nothing
                 attempt = 0
             model = next((e.model for e in look if isinstance(e, Started)), self.model or "")
-            return run, Started(attempt, model)
+            return run, Started(attempt, model, tools=self._tool_names)
         if self.model is None:
             raise AgentError("no model: pass Agent(model=...)")
         taken = RunExists(f"run id {run_id!r} is already taken; use resume() to continue it")
@@ -322,7 +314,7 @@ class Agent:
         # attempt > 1 with no entries: an earlier attempt died before its first commit
         if attempt != 1 and await self._journal.load(run_id):
             raise taken
-        return _Run(self, run_id, sink), Started(attempt, self.model, input, self.instructions)
+        return _Run(self, run_id, sink), Started(attempt, self.model, input, self.instructions, self._tool_names)
 
     def _executor(self, model: str) -> tuple[ModelExecutor, str]:
         found = self._executors.get(model)

@@ -24,8 +24,8 @@ from . import events as ev
 from ._agent import DEFAULT_MAX_STEPS, Agent
 from ._console import Console, EventPrinter, Spinner, call_text, json_line
 from ._outcome import Outcome
-from ._plugins import impl_owners, load_plugins
-from ._registry import CommandRegistrar
+from ._plugins import load_plugins
+from ._registry import CommandRegistrar, register
 from ._state import ApprovalRequest, Approve, Decision, Deny
 from .config import Config, ConfigError, _where, import_object, load_config, parse_assignment, redact_headers, to_toml
 from .errors import AgentError
@@ -358,10 +358,10 @@ def build_parser(*, plugin_commands: bool = True) -> tuple[argparse.ArgumentPars
 
     if not plugin_commands:
         parser.epilog = f"{parser.epilog}; installed plugins add more commands (e.g. demo, threads, jobs)"
-        return parser, CommandRegistrar({})
+        return parser, CommandRegistrar()
     pm, _ = load_plugins(autoload=True)
-    registrar = CommandRegistrar(impl_owners(pm))
-    pm.hook.agent_register_commands(commands=registrar)
+    registrar = CommandRegistrar()
+    register(pm.hook.agent_register_commands, registrar)
     for name, registered in registrar.commands.items():
         configure, run, help_text = registered.item
         p = sub.add_parser(name, help=help_text)

@@ -159,6 +159,11 @@ def _hook_problem(pm: pluggy.PluginManager, plugin: object, name: str) -> str | 
                 )
             if impl.hookwrapper:
                 return f"plugin {name!r}: {caller.name} uses old-style hookwrapper=True; use wrapper=True"
+            if impl.wrapper and caller.name.startswith("agent_register_"):
+                return (
+                    f"plugin {name!r}: {caller.name} is marked wrapper=True, but registration hooks are called "
+                    "one plugin at a time and cannot be wrapped; register from a plain implementation"
+                )
             if caller.name.removeprefix("agent_") not in PHASES and inspect.iscoroutinefunction(impl.function):
                 return (
                     f"plugin {name!r}: {caller.name} is an async def, but only phase hooks may be "
@@ -295,21 +300,6 @@ def load_plugins(
 # Keyed by id() of the code object: code objects compare equal across modules when
 # their source is the same (two plugins' identical register functions would merge).
 Owners = dict[int, dict[int, str]]
-
-
-def impl_owners(pm: pluggy.PluginManager) -> Owners:
-    """Map each hook implementation's code object (by id) to its plugins, by bound instance.
-
-    Several instances of one plugin class share code objects; the inner key is
-    ``id()`` of the instance a method is bound to (0 for plain functions).
-    """
-    return _owners(
-        impl
-        for plugin in pm.get_plugins()
-        for caller in pm.get_hookcallers(plugin) or ()
-        for impl in caller.get_hookimpls()
-        if impl.plugin is plugin
-    )
 
 
 def _owners(impls: Iterable[pluggy.HookImpl]) -> Owners:

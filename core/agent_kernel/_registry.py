@@ -1,24 +1,23 @@
 """Registrars handed to the registration hooks, and the protocols of what they hold.
 
-Every registered item records the plugin it came from. The registrar finds the
-calling plugin by looking up the hook implementation's code object on the call
-stack, so plugin authors never repeat their own name.
+Every registered item records the plugin it came from. The kernel calls a
+registration hook one implementation at a time (`register`), with the registrar
+bound to that implementation's plugin, so plugin authors never repeat their own name.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from attrs import field, frozen
 
-from ._plugins import frame_owner
 from ._state import ApprovalRequest, Decision, Request, Response, RunState, StateKey, ToolCall, ToolResult, ToolSpec
-from .errors import ConfigurationError
+from .errors import AgentError, ConfigurationError, PluginLoadError
 
 if TYPE_CHECKING:
-    from ._plugins import Owners
+    import pluggy
+
     from .journal import Journal
 
 
@@ -91,26 +90,15 @@ class Registered:
 
 
 class _Registrar:
-    """Base: finds the calling plugin from the hook implementation on the stack."""
+    """Base: what is registered is attributed to `plugin`, the plugin whose hook is being called."""
 
-    def __init__(self, owners: Owners) -> None:
-        self._owners = owners
-
-    def _caller(self) -> str:
-        frame = sys._getframe(2)
-        while frame is not None:
-            owner = frame_owner(self._owners, frame)
-            if owner is not None:
-                return owner
-            frame = frame.f_back  # type: ignore[assignment]
-        return "<direct>"
+    plugin = "<direct>"  # outside `register`: a registrar used by hand
 
 
 class ModelRegistrar(_Registrar):
     """Passed to `agent_register_models`: maps model strings to executors."""
 
-    def __init__(self, owners: Owners) -> None:
-        super().__init__(owners)
+    def __init__(self) -> None:
         self.exact: dict[str, Registered] = {}
         self.prefixes: dict[str, Registered] = {}
 
@@ -127,7 +115,7 @@ class ModelRegistrar(_Registrar):
         self._put(self.prefixes, prefix, factory)
 
     def _put(self, table: dict[str, Registered], key: str, item: Any) -> None:
-        plugin = self._caller()
+        plugin = self.plugin
         if key in table and table[key].plugin != plugin:
             raise ConfigurationError(
                 f"model {key!r} is registered by both {table[key].plugin!r} and {plugin!r}; block one of them"
@@ -138,8 +126,7 @@ class ModelRegistrar(_Registrar):
 class ToolRegistrar(_Registrar):
     """Passed to `agent_register_tools`: the tools the model may call."""
 
-    def __init__(self, owners: Owners) -> None:
-        super().__init__(owners)
+    def __init__(self) -> None:
         self.tools: dict[str, tuple[ToolSpec, ToolFunction]] = {}
 
     def add(self, spec: ToolSpec, function: ToolFunction) -> None:
@@ -148,7 +135,7 @@ class ToolRegistrar(_Registrar):
         `function` raises `ToolInputError` for invalid arguments; any other exception
         goes to the `agent_on_tool_error` decision.
         """
-        plugin = self._caller()
+        plugin = self.plugin
         if spec.name in self.tools:
             other = self.tools[spec.name][0].plugin
             raise ConfigurationError(f"tool {spec.name!r} is registered by both {other!r} and {plugin!r}")
@@ -164,8 +151,7 @@ class RuntimeRegistrar(_Registrar):
     is an error naming both plugins); any number of state keys and approvers.
     """
 
-    def __init__(self, owners: Owners) -> None:
-        super().__init__(owners)
+    def __init__(self) -> None:
         self.strategy: Registered | None = None
         self.default_strategy: Registered | None = None
         self.journal: Registered | None = None
@@ -180,7 +166,7 @@ class RuntimeRegistrar(_Registrar):
         """
         if default:
             if self.default_strategy is None:
-                self.default_strategy = Registered(strategy, self._caller())
+                self.default_strategy = Registered(strategy, self.plugin)
             return
         self.strategy = self._single("tool strategy", self.strategy, strategy)
 
@@ -190,7 +176,7 @@ class RuntimeRegistrar(_Registrar):
 
     def add_state_key(self, key: StateKey[Any]) -> None:
         """Declare a plugin `StateKey` so its values (de)serialise with its type."""
-        plugin = self._caller()
+        plugin = self.plugin
         known = self.state_keys.get(key.name)
         if known is not None and known.item is not key:
             raise ConfigurationError(f"state key {key.name!r} is declared by both {known.plugin!r} and {plugin!r}")
@@ -198,7 +184,7 @@ class RuntimeRegistrar(_Registrar):
 
     def add_approver(self, approver: Approver) -> None:
         """Ask `approver(request, state)` before suspending; the first non-None decision applies."""
-        self.approvers.append(Registered(approver, self._caller()))
+        self.approvers.append(Registered(approver, self.plugin))
 
     def add_redactor(self, redactor: Callable[[Any], Any]) -> None:
         """Pass every journal entry and event through `redactor` before it is kept or sent.
@@ -209,10 +195,10 @@ class RuntimeRegistrar(_Registrar):
         error included) all hold the redacted text. Redactors compose in
         registration order.
         """
-        self.redactors.append(Registered(redactor, self._caller()))
+        self.redactors.append(Registered(redactor, self.plugin))
 
     def _single(self, what: str, current: Registered | None, item: Any) -> Registered:
-        plugin = self._caller()
+        plugin = self.plugin
         if current is not None and current.item != item:
             raise ConfigurationError(f"{what} is registered by both {current.plugin!r} and {plugin!r}; block one")
         return Registered(item, plugin)
@@ -221,14 +207,35 @@ class RuntimeRegistrar(_Registrar):
 class CommandRegistrar(_Registrar):
     """Passed to `agent_register_commands`: extra `agent-kernel` subcommands."""
 
-    def __init__(self, owners: Owners) -> None:
-        super().__init__(owners)
+    def __init__(self) -> None:
         self.commands: dict[str, Registered] = {}
 
     def add(self, name: str, configure: Callable[[Any], None], run: Callable[[Any], int], help: str = "") -> None:
         """Add subcommand `name`: `configure(parser)` adds arguments, `run(args)` returns the exit code."""
         if name in self.commands:
             raise ConfigurationError(
-                f"command {name!r} is registered by both {self.commands[name].plugin!r} and {self._caller()!r}"
+                f"command {name!r} is registered by both {self.commands[name].plugin!r} and {self.plugin!r}"
             )
-        self.commands[name] = Registered((configure, run, help), self._caller())
+        self.commands[name] = Registered((configure, run, help), self.plugin)
+
+
+def register(caller: pluggy.HookCaller, registrar: _Registrar) -> None:
+    """Call every implementation of registration hook `caller`, in pluggy's call order,
+    each with `registrar` bound to its own plugin.
+
+    Raises:
+        PluginLoadError: an implementation raised (naming its plugin); an `AgentError`
+            it raised (a clash both plugins are named in) passes through.
+    """
+    for impl in reversed(caller.get_hookimpls()):
+        registrar.plugin = impl.plugin_name
+        try:
+            impl.function(*[registrar for _ in impl.argnames])  # the hook's one argument, if taken
+        except AgentError:
+            raise
+        except Exception as exc:
+            raise PluginLoadError(
+                f"plugin {impl.plugin_name!r} failed in {caller.name}: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            registrar.plugin = _Registrar.plugin

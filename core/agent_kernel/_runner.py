@@ -168,6 +168,7 @@ class _Run:
         self.waiting: dict[str, tuple[str, ...]] = {}  # call id -> its ToolSuspended requests
         self.forwarded: dict[str, Decision] = {}  # decisions for those requests, by request id
         self.requests_seen: set[str] = set()
+        self.offered: set[str] = set()  # tools some invocation of the run had loaded
         self.decided: set[str] = set()
         self.ended: str | None = None
         self.ended_error: ErrorInfo | None = None
@@ -207,6 +208,8 @@ class _Run:
             self.state = replace_state(self.state, status=entry.reason)  # type: ignore[attr-defined]
 
     def _apply_start(self, entry: Started) -> None:
+        if entry.tools:
+            self.offered.update(entry.tools)
         if entry.input is not None:  # the run's first invocation
             messages: list[Message] = []
             if entry.instructions:
@@ -508,13 +511,33 @@ class _Run:
         return await self.finish(reason, error, started)
 
     def _check_decisions(self, decisions: Mapping[str, Decision]) -> None:
-        """Refuse decisions for requests the run never had, before anything is journaled."""
+        """Refuse, before anything is claimed or journaled, decisions for requests the run
+        never had and approvals of calls of a tool the run was offered but this agent lacks
+        (an approved call of a tool the model made up runs into the "Unknown tool" result)."""
         for request_id, decision in decisions.items():
             if request_id not in self.requests_seen:
                 known = ", ".join(r.id for r in self.state.pending) or "none"
                 raise UnknownRequest(f"run {self.run_id!r} has no approval request {request_id!r} (pending: {known})")
             if not isinstance(decision, (Approve, Deny)):
                 raise TypeError(f"decision for {request_id!r} must be Approve(...) or Deny(...), got {decision!r}")
+            if isinstance(decision, Approve):
+                tool = self._approved_tool(request_id)
+                if tool in self.offered and tool not in self.agent._tools:
+                    loaded = ", ".join(sorted(self.agent._tools)) or "none"
+                    raise MissingComponent(
+                        f"run {self.run_id!r}: request {request_id!r} approves a call of tool {tool!r}, "
+                        f"which no loaded plugin registers (tools here: {loaded}); resume where that tool is "
+                        "loaded, or deny the request. Nothing was changed."
+                    )
+
+    def _approved_tool(self, request_id: str) -> str | None:
+        """The tool an approval of pending `request_id` lets run: the call that suspended
+        with it (a tool's own request), else the call the request is about."""
+        for call_id, requests in self.waiting.items():
+            if request_id in requests:
+                return self._call(call_id).name
+        request = next((r for r in self.state.pending if r.id == request_id), None)
+        return None if request is None else request.call.name
 
     def _decide(self, decisions: Mapping[str, Decision]) -> None:
         for request_id, decision in decisions.items():

@@ -1,4 +1,4 @@
-"""The agent's private cattrs converter and the journal codec (format version 1).
+"""The agent's private cattrs converter and the journal codec (format version 2).
 
 Patches, journal entries, events and decisions are tagged unions keyed by ``type``
 (the class name). `StateKey`s serialise by name; `SetData` values are structured
@@ -22,7 +22,8 @@ from .errors import JournalCorrupt, PluginError
 if TYPE_CHECKING:
     from cattrs import Converter
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added `Started.tools`
+READABLE_VERSIONS = frozenset({1, 2})  # version 1 entries load as they are: the fields 2 added have defaults
 
 
 def make_converter(state_keys: Mapping[str, StateKey[Any]]) -> Converter:
@@ -159,10 +160,10 @@ class JsonCodec:
         if not isinstance(data, dict) or "type" not in data:
             raise JournalCorrupt(f"journal entry has no type: {text[:80]!r}")
         version = data.pop("v", None)
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise JournalCorrupt(
-                f"journal entry has format version {version!r}; this agent-kernel reads version "
-                f"{FORMAT_VERSION} (upgrade agent-kernel to read newer journals)"
+                f"journal entry has format version {version!r}; this agent-kernel reads versions "
+                f"{', '.join(map(str, sorted(READABLE_VERSIONS)))} (upgrade agent-kernel to read newer journals)"
             )
         try:
             return self.converter.structure(data, journal.Entry)

@@ -62,12 +62,17 @@ class Entry:
 
 @frozen
 class Started(Entry):
-    """An invocation began. The run's first one carries its `input` (other invocations: None)."""
+    """An invocation began. The run's first one carries its `input` (other invocations: None).
+
+    `tools` names the tools the invoking agent had loaded (None in journals of format
+    version 1), so a resume can tell a tool missing *here* from one the model made up.
+    """
 
     attempt: int
     model: str
     input: str | None = None
     instructions: str | None = None
+    tools: tuple[str, ...] | None = None
 
 
 @frozen
