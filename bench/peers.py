@@ -10,6 +10,16 @@ short-circuited loop.
 
     .venv/bin/python bench/peers.py              # or: ./dev bench --peers
     .venv/bin/python bench/peers.py --only agent-kernel --quick
+    .venv/bin/python bench/peers.py --instructions [--only agent-kernel,yaab-sdk] [--steps 20] [--runs 50]
+
+`--instructions` counts instructions per step instead of timing, the way
+bench/instructions.py does (and with its code): each row runs in a process of its own
+under `valgrind --tool=callgrind`, once doing 1 run and once 1 + RUNS runs of K steps
+(K=20 by default), every run checked as above, and the difference is divided by
+RUNS * K, so start-up and imports cancel out. The counts do not move with the
+machine's load, which wall-clock ratios do by ±20 %. It counts exactly the rows --only
+names (default floor, agent-kernel, yaab-sdk) and, with both, prints
+agent-kernel / yaab-sdk. Needs valgrind; callgrind runs ~50x slower than Python alone.
 
 The peers never enter the project's venv: the first call creates bench/.venv-peers
 with the pinned versions of PINS (plus agent-kernel and agent-plugin-tools, editable
@@ -123,11 +133,17 @@ class Case:
     samples: list[float] = field(default_factory=list)  # µs per step
 
 
-def floor_case(k: int) -> Case:
-    spec = importlib.util.spec_from_file_location("bench_run", HERE / "run.py")
+def bench_module(stem: str) -> Any:
+    """bench/<stem>.py, loaded as a module (bench/ is no package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{stem}", HERE / f"{stem}.py")
     assert spec is not None and spec.loader is not None
-    bench_run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_run)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def floor_case(k: int) -> Case:
+    bench_run = bench_module("run")
     floor_run = bench_run.floor_run
     pm = bench_run.floor_manager()
 
@@ -439,6 +455,15 @@ def versions(dists: tuple[str, ...]) -> str:
     return ", ".join(one(dist) for dist in dists)
 
 
+def print_table(lines: list[list[str]]) -> None:
+    """A markdown table; the first line is the head."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    for j, line in enumerate(lines):
+        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) + " |")
+        if j == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+
 def report(names: list[str], rows: dict[str, tuple[Any, tuple[str, ...]]], results: dict[int, list[Case]]) -> None:
     """A markdown table: best (and median) µs per step, ratios of the bests to agent-kernel and to the floor."""
     ks = sorted(results)
@@ -461,11 +486,7 @@ def report(names: list[str], rows: dict[str, tuple[Any, tuple[str, ...]]], resul
     print("versions:")
     for name in names:
         print(f"  {name}: {versions(rows[name][1])}")
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    for j, line in enumerate(lines):
-        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) + " |")
-        if j == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print_table(lines)
     if "yaab-sdk" in best[ks[0]]:  # DESIGN §7's user-facing budget, the other way round from the table's column
         ratios = ", ".join(
             f"K={k} {best[k]['agent-kernel'] / best[k]['yaab-sdk']:.2f} "
@@ -473,6 +494,53 @@ def report(names: list[str], rows: dict[str, tuple[Any, tuple[str, ...]]], resul
             for k in ks
         )
         print(f"agent-kernel ÷ yaab-sdk per step, bests: {ratios}; DESIGN §7 budget ≤ 0.6")
+
+
+# ------------------------------------------------------------------ instructions (--instructions)
+
+
+def count_row(name: str, k: int, runs: int) -> None:
+    """The process callgrind counts: the row built, then `runs` whole runs in one batch, each checked."""
+    case = {**KERNEL_ROWS, **PEERS}[name][0](k)
+    run_batch(case, k, runs)
+
+
+def count_instructions(names: list[str], ks: list[int], runs: int) -> dict[int, dict[str, float]]:
+    """Instructions per step of every row and K: bench/instructions.py's `per_step` on a `--count-row` process."""
+    counting = bench_module("instructions")
+    counts: dict[int, dict[str, float]] = {}
+    for k in ks:
+        counts[k] = {}
+        for name in names:
+            print(f"peers: counting {name} at K={k} under callgrind (1 and {1 + runs} runs)...", file=sys.stderr)
+            command = [sys.executable, str(Path(__file__).resolve()), "--count-row", name]
+            counts[k][name] = counting.per_step(command, k, runs)
+    return counts
+
+
+def report_instructions(
+    names: list[str], rows: dict[str, tuple[Any, tuple[str, ...]]], counts: dict[int, dict[str, float]]
+) -> None:
+    """A markdown table: instructions per step, ratios to agent-kernel and to the floor when they were counted."""
+    ks = sorted(counts)
+    against = [name for name in ("agent-kernel", "floor") if name in names]
+    head = ["framework"]
+    for k in ks:
+        head += [f"K={k} instructions/step", *(f"K={k} ÷ {name}" for name in against)]
+    lines = [head]
+    for name in names:
+        row = [name]
+        for k in ks:
+            row += [f"{counts[k][name]:,.0f}", *(f"{counts[k][name] / counts[k][base]:.2f}" for base in against)]
+        lines.append(row)
+    print("versions:")
+    for name in names:
+        print(f"  {name}: {versions(rows[name][1])}")
+    print_table(lines)
+    if "agent-kernel" in names and "yaab-sdk" in names:
+        for k in ks:
+            ratio = counts[k]["agent-kernel"] / counts[k]["yaab-sdk"]
+            print(f"agent-kernel / yaab-sdk instructions per step (K={k}): {ratio:.2f}")
 
 
 # ------------------------------------------------------------------ the peers' own venv
@@ -512,30 +580,65 @@ def main() -> int:
     every = [*KERNEL_ROWS, *PEERS]
     parser.add_argument(
         "--only",
-        default=",".join(PEERS),
-        help="comma-separated peers to measure (floor and agent-kernel always are): "
+        help="comma-separated peers to measure (floor and agent-kernel always are; default all): "
         + ", ".join(PEERS)
-        + "; 'agent-kernel' alone needs no peer and no venv",
+        + "; 'agent-kernel' alone needs no peer and no venv. With --instructions: exactly the rows to count, "
+        "any of " + ", ".join(every) + " (default floor,agent-kernel,yaab-sdk)",
     )
-    parser.add_argument("--steps", default="10,100", help="comma-separated K (default 10,100)")
+    parser.add_argument("--steps", help="comma-separated K (default 10,100; 20 with --instructions)")
     parser.add_argument("--samples", type=int, default=15, help="samples per row and K, best kept (default 15)")
     parser.add_argument("--sample-ms", type=float, default=150.0, help="target length of one sample (default 150)")
     parser.add_argument("--trio", action="store_true", help="also agent-kernel under trio (run.py's loop)")
-    parser.add_argument("--quick", action="store_true", help="K=10, 3 short samples: a smoke run")
+    parser.add_argument(
+        "--quick", action="store_true", help="K=10, 3 short samples (--instructions: 5 runs): a smoke run"
+    )
     parser.add_argument("--here", action="store_true", help="use the current interpreter, not bench/.venv-peers")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions per step with callgrind instead of timing"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=50, help="--instructions: runs counted after the first (default 50)"
+    )
+    parser.add_argument("--count-row", choices=every, help=argparse.SUPPRESS)  # the process callgrind counts
     args = parser.parse_args()
 
-    wanted = [name.strip() for name in args.only.split(",") if name.strip()]
+    if args.count_row:
+        count_row(args.count_row, int(args.steps), args.runs)
+        return 0
+    only = args.only or ("floor,agent-kernel,yaab-sdk" if args.instructions else ",".join(PEERS))
+    wanted = [name.strip() for name in only.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in every]
     if unknown:
         parser.error(f"unknown framework(s) {', '.join(unknown)}; choose from {', '.join(every)}")
+    if args.instructions:
+        counting = bench_module("instructions")
+        if not counting.have_valgrind():
+            print(f"bench/peers.py --instructions {counting.NO_VALGRIND}", file=sys.stderr)
+            return 2
     peers = [name for name in PEERS if name in wanted]
     if peers and not args.here and not in_peers_venv():
         reexec_in_peers_venv()
 
-    names = ["floor", "agent-kernel", *(["agent-kernel-trio"] if args.trio else []), *peers]
     rows = {**KERNEL_ROWS, **PEERS}
-    ks = [10] if args.quick else [int(k) for k in args.steps.split(",")]
+    if args.instructions:
+        names = [name for name in every if name in wanted or (name == "agent-kernel-trio" and args.trio)]
+        ks = [10] if args.quick else [int(k) for k in (args.steps or "20").split(",")]
+        runs = 5 if args.quick else args.runs
+        try:
+            counts = count_instructions(names, ks, runs)
+        except RuntimeError as error:
+            print(f"bench/peers.py --instructions: {error}", file=sys.stderr)
+            return 1
+        print(
+            f"Python {sys.version.split()[0]}, valgrind --tool=callgrind; instructions per step = (count of a "
+            f"process doing 1 + {runs} runs - count of one doing 1 run) / ({runs} * K); every run checked "
+            f"(K tool calls, answer {ANSWER!r})"
+        )
+        report_instructions(names, rows, counts)
+        return 0
+
+    names = ["floor", "agent-kernel", *(["agent-kernel-trio"] if args.trio else []), *peers]
+    ks = [10] if args.quick else [int(k) for k in (args.steps or "10,100").split(",")]
     samples, sample_s = (3, 0.02) if args.quick else (args.samples, args.sample_ms / 1000)
 
     load_before = os.getloadavg()[0]
