@@ -167,7 +167,7 @@ def measure_steps(k: int, repeat: int) -> tuple[float, float]:
         for _ in range(runs):
             outcome = await agent.run("What is 2+3?")
             assert outcome.reason == "completed", outcome
-        agent._journal._entries.clear()  # type: ignore[attr-defined]  # keep memory flat across repeats
+        agent.journal._entries.clear()  # type: ignore[attr-defined]  # keep memory flat across repeats
 
     best = {floor: float("inf"), kernel: float("inf")}
     for _ in range(repeat):
@@ -199,7 +199,7 @@ def measure_concurrent(runs: int, steps: int) -> tuple[float, float, float]:
             t0 = time.perf_counter()
             trio.run(fn)
             samples.append(time.perf_counter() - t0)
-            agent._journal._entries.clear()  # type: ignore[attr-defined]
+            agent.journal._entries.clear()  # type: ignore[attr-defined]
         return min(samples)
 
     floor_s, kernel_s = wall(floor), wall(kernel)

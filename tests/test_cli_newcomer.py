@@ -106,7 +106,7 @@ async def test_running_an_unknown_model_raises_the_same_message() -> None:
     assert "write openai:<model name>" in outcome.error.message
     assert agent.unknown_model("scripted") is None and agent.unknown_model("openai:gpt-4o-mini") is None
     with pytest.raises(MissingComponent, match="write openai:<model name>"):
-        agent._executor("openai")  # what the run reported: the executor lookup's error
+        agent._wiring.executor("openai")  # what the run reported: the executor lookup's error
 
 
 # ---------------------------------------------------------------------- 8. duplicate plugin names

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import MappingProxyType
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, final
 
 import anyio
@@ -15,35 +13,16 @@ import pluggy
 
 from . import events as ev
 from ._outcome import Outcome
-from ._plugins import HookFailed, PhaseHook, PluginInfo, blame_caller, load_plugins
-from ._registry import (
-    ModelExecutor,
-    ModelRegistrar,
-    Registered,
-    RuntimeRegistrar,
-    ToolFunction,
-    ToolRegistrar,
-    ToolStrategy,
-    register,
-)
+from ._plugins import PluginInfo, load_plugins
 from ._runner import _Run
-from ._serde import JsonCodec, make_converter
+from ._serde import JsonCodec
 from ._state import Decision, RunState, ToolSpec, freeze_mapping
-from .errors import AgentError, MissingComponent, RunExists, StaleAttempt, UnknownRun
-from .hookspecs import PHASES
-from .journal import Entry, Journal, MemoryJournal, Started
+from ._wiring import wire
+from .errors import AgentError, RunExists, StaleAttempt, UnknownRun
+from .journal import Entry, Journal, Started
 
 if TYPE_CHECKING:
     from cattrs import Converter
-
-_log = logging.getLogger("agent_kernel")
-
-_INSTALL_HINT = {
-    "openai": "agent-plugin-openai",
-    "anthropic": "agent-plugin-anthropic",
-    "llamacpp": "agent-plugin-llamacpp",
-    "scripted": "agent-kernel's testing kit (add agent_kernel.testing.ScriptedModel([...]) to plugins)",
-}
 
 #: The most steps a run takes unless ``Agent(max_steps=...)`` says otherwise (None: no limit).
 #: A small model that calls tools in a loop otherwise runs until it is killed.
@@ -85,43 +64,41 @@ class Agent:
     ) -> None:
         if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
             raise ValueError(f"max_steps must be a positive int, or None (or 0) for no limit; got {max_steps!r}")
-        self.max_steps = max_steps or None
-        self.model = model
-        self.instructions = instructions
-        self.settings = freeze_mapping(settings or {})
-        self._log = _log
         self._pm, self._plugin_infos = load_plugins(plugins, autoload=autoload, block=block)
-        hook = self._pm.hook
-        models, tools, runtime = ModelRegistrar(), ToolRegistrar(), RuntimeRegistrar()
-        register(hook.agent_register_models, models)
-        register(hook.agent_register_tools, tools)
-        register(hook.agent_register_runtime, runtime)
-        self._models = models
-        self._executors: dict[str, tuple[ModelExecutor, str]] = {}
-        self._tools: dict[str, tuple[ToolSpec, ToolFunction]] = tools.tools
-        self._tool_specs = tuple(spec for spec, _ in tools.tools.values())
-        self._specs_by_name = MappingProxyType({spec.name: spec for spec in self._tool_specs})
-        self._tool_names = tuple(sorted(self._tools))
-        self._tool_view: tuple[Any, tuple[ToolSpec, ...]] = (None, self._tool_specs)
-        chosen = runtime.strategy or runtime.default_strategy
-        self._strategy: ToolStrategy | None = chosen.item if chosen else None
-        journal: Journal = runtime.journal.item if runtime.journal else MemoryJournal()
-        self._state_keys = {name: r.item for name, r in runtime.state_keys.items()}
-        self._approvers: list[Registered] = runtime.approvers
-        self._redactors = tuple(r.item for r in runtime.redactors)
-        self.codec = JsonCodec(self._make_converter)
-        journal.bind(self.codec)
-        self._journal = journal
-        self._phases = {phase: PhaseHook(self._pm, phase) for phase in PHASES}
-        # decision and wrap hooks nobody implements are skipped without asking pluggy
-        self._implemented = frozenset(
-            name
-            for name, caller in vars(hook).items()
-            if isinstance(caller, pluggy.HookCaller) and caller.get_hookimpls()
+        self._wiring = wire(
+            self._pm,
+            model=model,
+            instructions=instructions,
+            settings=freeze_mapping(settings or {}),
+            max_steps=max_steps or None,
         )
-        self._observers = [(impl.function, impl.plugin_name) for impl in reversed(hook.agent_on_event.get_hookimpls())]
 
     # ------------------------------------------------------------------ public API
+
+    @property
+    def model(self) -> str | None:
+        """The model string runs start with."""
+        return self._wiring.model
+
+    @property
+    def instructions(self) -> str | None:
+        """The system message put at the start of every new run."""
+        return self._wiring.instructions
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        """Provider settings sent with every request."""
+        return self._wiring.settings
+
+    @property
+    def max_steps(self) -> int | None:
+        """The most steps a run takes (None: no limit)."""
+        return self._wiring.max_steps
+
+    @property
+    def codec(self) -> JsonCodec:
+        """The journal codec bound to this agent's journal."""
+        return self._wiring.codec
 
     @property
     def plugin_manager(self) -> pluggy.PluginManager:
@@ -136,28 +113,23 @@ class Agent:
     @property
     def converter(self) -> Converter:
         """This agent's private cattrs converter (journal entries, events, patches)."""
-        return self.codec.converter
-
-    def _make_converter(self) -> Converter:
-        converter = make_converter(self._state_keys)
-        self._pm.hook.agent_configure_converter(converter=converter)
-        return converter
+        return self._wiring.codec.converter
 
     @property
     def journal(self) -> Journal:
         """The journal runs are recorded in."""
-        return self._journal
+        return self._wiring.journal
 
     @property
     def redactors(self) -> tuple[Callable[[Any], Any], ...]:
         """The registered redactors, in order: every journal entry, event and outcome error
         passes through them (tools such as an inspector apply them to what they show)."""
-        return self._redactors
+        return self._wiring.redactors
 
     @property
     def tools(self) -> tuple[ToolSpec, ...]:
         """Every registered tool."""
-        return self._tool_specs
+        return self._wiring.tool_specs
 
     def fold(self, run_id: str, entries: Sequence[Entry]) -> RunState:
         """The state a run's journal `entries` fold to with this agent's plugins; nothing is called.
@@ -168,7 +140,7 @@ class Agent:
         Raises:
             JournalCorrupt: an entry does not fold onto the ones before it (naming run and entry).
         """
-        run = _Run(self, run_id, None)
+        run = _Run(self._wiring, run_id, None)
         run.replay(entries, {})
         return run.state
 
@@ -287,59 +259,38 @@ class Agent:
         and returns a finished run's outcome without claiming anything, so a refused or
         redundant resume never fences out the attempt that holds the run.
         """
+        wiring = self._wiring
+        journal = wiring.journal
         if input is None:
             if run_id is None:
                 raise AgentError("resume needs a run_id")
-            look = await self._journal.load(run_id)
+            look = await journal.load(run_id)
             if not look:
-                raise UnknownRun(f"no run {run_id!r} in the journal ({type(self._journal).__name__})")
-            run = _Run(self, run_id, sink)
+                raise UnknownRun(f"no run {run_id!r} in the journal ({type(journal).__name__})")
+            run = _Run(self._wiring, run_id, sink)
             run.replay(look, decisions)
             if not run.finished:
-                attempt = await self._journal.claim(run_id)
-                run = _Run(self, run_id, sink)
-                run.replay(await self._journal.load(run_id), decisions)
+                attempt = await journal.claim(run_id)
+                run = _Run(self._wiring, run_id, sink)
+                run.replay(await journal.load(run_id), decisions)
             else:  # read-only: claiming would fence out nobody's work for nothing
                 attempt = 0
-            model = next((e.model for e in look if isinstance(e, Started)), self.model or "")
-            return run, Started(attempt, model, tools=self._tool_names)
-        if self.model is None:
+            model = next((e.model for e in look if isinstance(e, Started)), wiring.model or "")
+            return run, Started(attempt, model, tools=wiring.tool_names)
+        if wiring.model is None:
             raise AgentError("no model: pass Agent(model=...)")
         taken = RunExists(f"run id {run_id!r} is already taken; use resume() to continue it")
         if run_id is None:
             run_id = uuid.uuid4().hex
-        elif await self._journal.load(run_id):
+        elif await journal.load(run_id):
             raise taken
-        attempt = await self._journal.claim(run_id)
+        attempt = await journal.claim(run_id)
         # attempt > 1 with no entries: an earlier attempt died before its first commit
-        if attempt != 1 and await self._journal.load(run_id):
+        if attempt != 1 and await journal.load(run_id):
             raise taken
-        return _Run(self, run_id, sink), Started(attempt, self.model, input, self.instructions, self._tool_names)
-
-    def _executor(self, model: str) -> tuple[ModelExecutor, str]:
-        found = self._executors.get(model)
-        if found is not None:
-            return found
-        exact = self._models.exact.get(model)
-        if exact is not None:
-            found = (exact.item, exact.plugin)
-        else:
-            for prefix, registered in self._models.prefixes.items():
-                if model.startswith(prefix):
-                    try:
-                        executor = registered.item(model[len(prefix) :])
-                    except MissingComponent:
-                        raise
-                    except Exception as exc:
-                        raise MissingComponent(
-                            f"plugin {registered.plugin!r} could not serve model {model!r}: {type(exc).__name__}: {exc}"
-                        ) from exc
-                    found = (executor, registered.plugin)
-                    break
-        if found is None:
-            raise MissingComponent(self.unknown_model(model) or f"no LLM executor for model {model!r}")
-        self._executors[model] = found
-        return found
+        return _Run(self._wiring, run_id, sink), Started(
+            attempt, wiring.model, input, wiring.instructions, wiring.tool_names
+        )
 
     def unknown_model(self, model: str) -> str | None:
         """Why no loaded plugin serves `model`, with the fix; None when one does.
@@ -348,50 +299,7 @@ class Agent:
 
         .. versionadded:: 0.1
         """
-        if model in self._models.exact or any(model.startswith(p) for p in self._models.prefixes):
-            return None
-        known = ", ".join(sorted([*self._models.exact, *(p + "*" for p in self._models.prefixes)])) or "none"
-        problem = f"no LLM executor for model {model!r} (registered: {known})"
-        if f"{model}:" in self._models.prefixes:
-            return f"{problem}; {model!r} names a provider, not a model: write {model}:<model name>"
-        if ":" not in model:
-            prefixes = [p for p in self._models.prefixes if p.endswith(":")]
-            if prefixes:
-                guesses = " or ".join(f"{p}{model}" for p in sorted(prefixes))
-                return f"{problem}; a model string names its provider: did you mean {guesses}?"
-        family = model.split(":", 1)[0]
-        hint = _INSTALL_HINT.get(family, f"a plugin that registers {family!r} models")
-        return f"{problem}; install {hint}"
-
-    def _visible_tools(self, state: RunState) -> tuple[ToolSpec, ...]:
-        key = (state.excluded_tools, state.only_tools)
-        cached_key, specs = self._tool_view
-        if cached_key == key:
-            return specs
-        only = state.only_tools
-        specs = tuple(
-            spec
-            for spec in self._tool_specs
-            if spec.name not in state.excluded_tools and (only is None or spec.name in only)
-        )
-        self._tool_view = (key, specs)
-        return specs
-
-    def _wraps(self, hook_name: str, **kwargs: Any) -> list[AbstractAsyncContextManager[Any]]:
-        return self._call_hook(hook_name, kwargs) or []
-
-    def _decide(self, hook_name: str, **kwargs: Any) -> Any:
-        return self._call_hook(hook_name, kwargs)
-
-    def _call_hook(self, hook_name: str, kwargs: dict[str, Any]) -> Any:
-        """Call a decision or wrap hook through pluggy; attribute a failure to its plugin."""
-        if hook_name not in self._implemented:
-            return None
-        caller = getattr(self._pm.hook, hook_name)
-        try:
-            return caller(**kwargs)
-        except Exception as exc:
-            raise HookFailed(blame_caller(caller, exc), hook_name, exc) from exc
+        return self._wiring.unknown_model(model)
 
 
 class EventStream:

@@ -68,7 +68,7 @@ from .journal import (
 from .patches import Patch, ReplaceMessage, SetWindow, Stop, Suspend
 
 if TYPE_CHECKING:
-    from ._agent import Agent
+    from ._wiring import Wiring
 
 _NOTHING: tuple[tuple[Patch, ...], tuple[str, ...]] = ((), ())  # a phase call that returned no patch
 _NO_WRAP: AbstractAsyncContextManager[Any] = nullcontext()  # when no plugin wraps the awaited work
@@ -138,16 +138,16 @@ OFF_LOOP_REDACTION = 64 * 1024  # characters of a tool result from which it is r
 class _Run:
     """One invocation of one run. Private: `Agent` is the public face."""
 
-    def __init__(self, agent: Agent, run_id: str, sink: Callable[[ev.Event], None] | None) -> None:
-        self.agent = agent
+    def __init__(self, wiring: Wiring, run_id: str, sink: Callable[[ev.Event], None] | None) -> None:
+        self.wiring = wiring
         self.run_id = run_id
         self.attempt = 0  # set from the Started entry once the run is claimed
         self.journal_failed = False  # an append failed: this invocation writes nothing more
-        self.journal = agent._journal
+        self.journal = wiring.journal
         self.sink = sink
-        self.observers = list(agent._observers)
-        self.specs = agent._specs_by_name
-        self.redactors = agent._redactors
+        self.observers = list(wiring.observers)
+        self.specs = wiring.specs_by_name
+        self.redactors = wiring.redactors
         self.listening = sink is not None or bool(self.observers)
         self.buffer: list[Entry] = []
         self.lock = anyio.Lock()
@@ -157,7 +157,7 @@ class _Run:
         self.event_base = -1
         self.event_n = 0
         # -- state and cursor (changed only by `apply`) --
-        self.state: RunState = RunState(run_id, agent.model or "", Log())
+        self.state: RunState = RunState(run_id, wiring.model or "", Log())
         self.phase: str | None = None  # last committed step-level phase
         self.response: Response | None = None
         self.calls: tuple[ToolCall, ...] = ()
@@ -366,7 +366,7 @@ class _Run:
                 function(event)
             except Exception:
                 self.observers.remove(observer)
-                self.agent._log.exception("observer %s.agent_on_event raised; disabled for this run", plugin)
+                self.wiring.log.exception("observer %s.agent_on_event raised; disabled for this run", plugin)
         self.listening = self.sink is not None or bool(self.observers)
 
     # ------------------------------------------------------------------ hooks
@@ -388,7 +388,7 @@ class _Run:
         for plugin, result in results:
             if result is None:
                 continue
-            valid = hook.validate(plugin, result, self.agent._state_keys, self.agent.codec)
+            valid = hook.validate(plugin, result, self.wiring.state_keys, self.wiring.codec)
             for patch in valid:
                 if type(patch) in _INDEXED:
                     self._check_index(patch, plugin, hook.name)
@@ -442,7 +442,7 @@ class _Run:
     async def run_phase(
         self, phase: str, args: tuple[Any, ...], *, step: int | None = None, call_id: str | None = None
     ) -> None:
-        hook = self.agent._phases[phase]
+        hook = self.wiring.phases[phase]
         patch_list, sources = await self.call_phase(hook, args)
         self.commit(Committed(phase, self.state.step if step is None else step, patch_list, sources, call_id))
 
@@ -489,7 +489,7 @@ class _Run:
                 await self.run_phase("run_start", (self.context("run_start"),))
                 async with AsyncExitStack() as resources:
                     ctx = self.context("run_start")
-                    for manager in self.agent._wraps("agent_wrap_run", ctx=ctx):
+                    for manager in self.wiring.wraps("agent_wrap_run", ctx=ctx):
                         await resources.enter_async_context(_Resource(manager))
                     reason = await self.drive()
             if scope.cancelled_caught:
@@ -502,7 +502,7 @@ class _Run:
             await self.finish("error", _error_info(exc), started)
             raise
         except Exception as exc:  # a kernel or journal bug: still end the run properly
-            self.agent._log.exception("run %s failed inside the kernel", self.run_id)
+            self.wiring.log.exception("run %s failed inside the kernel", self.run_id)
             reason, error = "error", ErrorInfo(f"internal error: {type(exc).__name__}: {exc}", type=type(exc).__name__)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
@@ -522,8 +522,8 @@ class _Run:
                 raise TypeError(f"decision for {request_id!r} must be Approve(...) or Deny(...), got {decision!r}")
             if isinstance(decision, Approve):
                 tool = self._approved_tool(request_id)
-                if tool in self.offered and tool not in self.agent._tools:
-                    loaded = ", ".join(sorted(self.agent._tools)) or "none"
+                if tool in self.offered and tool not in self.wiring.tools:
+                    loaded = ", ".join(sorted(self.wiring.tools)) or "none"
                     raise MissingComponent(
                         f"run {self.run_id!r}: request {request_id!r} approves a call of tool {tool!r}, "
                         f"which no loaded plugin registers (tools here: {loaded}); resume where that tool is "
@@ -635,8 +635,8 @@ class _Run:
         The kernel's Stop joins the phase's patches (source ``agent_kernel``), so it is
         journaled with them and a resume sees the same end.
         """
-        patch_list, sources = await self.call_phase(self.agent._phases["step_end"], (self.context("step_end"),))
-        limit = self.agent.max_steps
+        patch_list, sources = await self.call_phase(self.wiring.phases["step_end"], (self.context("step_end"),))
+        limit = self.wiring.max_steps
         step = self.state.step
         if limit is not None and step >= limit and not any(isinstance(p, Stop) for p in patch_list):
             stop = Stop("limit.steps", f"{step} of max_steps={limit} steps are used (Agent(max_steps=...))")
@@ -659,9 +659,9 @@ class _Run:
         return Request(
             model or state.model,
             messages,  # type: ignore[arg-type]
-            self.agent._visible_tools(state),
+            self.wiring.visible_tools(state),
             state.tool_choice or "auto",
-            self.agent.settings,
+            self.wiring.settings,
         )
 
     async def before_inference(self) -> None:
@@ -675,14 +675,14 @@ class _Run:
         """[LLM]: ask the executor, deciding on failures; journal the response."""
         state, preview = self.preview
         request = preview if preview is not None and state is self.state else self.request()
-        agent = self.agent
+        wiring = self.wiring
         attempt = 0
         await self.flush()
         while True:
-            executor, plugin = agent._executor(request.model)
+            executor, plugin = wiring.executor(request.model)
             ctx = self.context("before_inference")
             try:
-                managers = agent._wraps("agent_wrap_inference", ctx=ctx, request=request)
+                managers = wiring.wraps("agent_wrap_inference", ctx=ctx, request=request)
                 async with AsyncExitStack() if managers else _NO_WRAP as stack:
                     for manager in managers:
                         await stack.enter_async_context(manager)
@@ -692,7 +692,7 @@ class _Run:
                 raise
             except Exception as exc:
                 attempt += 1
-                decision = agent._decide(
+                decision = wiring.decide(
                     "agent_on_inference_error", ctx=ctx, request=request, error=exc, attempt=attempt
                 )
                 message = f"{type(exc).__name__}: {exc}"
@@ -739,7 +739,7 @@ class _Run:
             await self.run_phase("step_end", (self.context("step_end"),))
             self._emit_step_end()
             return False
-        strategy = self.agent._strategy
+        strategy = self.wiring.strategy
         concurrent = strategy is not None and strategy.concurrent
         undecided = [c for c in calls if c.id not in self.plans]
         if undecided:
@@ -774,7 +774,7 @@ class _Run:
         return False
 
     async def befores(self, calls: Sequence[ToolCall], concurrent: bool) -> None:
-        hook = self.agent._phases["before_tool_execute"]
+        hook = self.wiring.phases["before_tool_execute"]
         if concurrent:
             ctx = self.context("before_tool_execute")
             batches = [await self.call_phase(hook, (ctx, call)) for call in calls]
@@ -797,7 +797,7 @@ class _Run:
 
     async def _ask_approvers(self) -> None:
         for request in self.state.pending:
-            for registered in self.agent._approvers:
+            for registered in self.wiring.approvers:
                 try:
                     decision = await registered.item(request, self.state)
                 except Exception as exc:
@@ -807,7 +807,7 @@ class _Run:
                     break
 
     async def afters(self, calls: Sequence[ToolCall], *, concurrent: bool) -> None:
-        hook = self.agent._phases["after_tool_execute"]
+        hook = self.wiring.phases["after_tool_execute"]
         if concurrent:
             ctx = self.context("after_tool_execute")
             batches = [await self.call_phase(hook, (ctx, self._ran(call), self.results[call.id])) for call in calls]
@@ -819,7 +819,7 @@ class _Run:
             await self._after(call)
 
     async def _after(self, call: ToolCall) -> None:
-        hook = self.agent._phases["after_tool_execute"]
+        hook = self.wiring.phases["after_tool_execute"]
         patch_list, sources = await self.call_phase(
             hook, (self.context("after_tool_execute"), self._ran(call), self.results[call.id])
         )
@@ -846,10 +846,10 @@ class _Run:
         """[TOOL]: run one call unless it already has a result; journal intent and result."""
         if call.id in self.results:
             return
-        agent = self.agent
-        found = agent._tools.get(call.name)
+        wiring = self.wiring
+        found = wiring.tools.get(call.name)
         if found is None:
-            names = ", ".join(sorted(agent._tools)) or "none"
+            names = ", ".join(sorted(wiring.tools)) or "none"
             self.commit(
                 ToolDone(
                     self.state.step, call.id, ToolResult(f"Unknown tool {call.name!r}. Available tools: {names}.", True)
@@ -899,13 +899,13 @@ class _Run:
         arguments: Mapping[str, Any],
         decisions: Mapping[str, Decision],
     ) -> ToolResult | ToolSuspended:
-        agent = self.agent
+        wiring = self.wiring
         attempt = 0
         while True:
             ctx = self.context("before_tool_execute")
             tool_ctx = ToolContext(self.run_id, self.state.step, call.id, attempt + 1, self.state, decisions)
             try:
-                managers = agent._wraps("agent_wrap_tool_call", ctx=ctx, call=call)
+                managers = wiring.wraps("agent_wrap_tool_call", ctx=ctx, call=call)
                 async with AsyncExitStack() if managers else _NO_WRAP as stack:
                     for manager in managers:
                         await stack.enter_async_context(manager)
@@ -921,7 +921,7 @@ class _Run:
                 raise
             except Exception as exc:
                 attempt += 1
-                decision = agent._decide("agent_on_tool_error", ctx=ctx, call=call, error=exc, attempt=attempt)
+                decision = wiring.decide("agent_on_tool_error", ctx=ctx, call=call, error=exc, attempt=attempt)
                 message = f"{type(exc).__name__}: {exc}"
                 if isinstance(decision, Retry):
                     await self._retry(f"tool:{call.name}", attempt, decision.delay, message)
