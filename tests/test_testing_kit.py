@@ -583,6 +583,34 @@ async def test_scripted_model_forgets_counted_messages_beyond_its_bound_and_stil
     assert len(model._counted) <= 3
 
 
+async def test_scripted_tool_calls_are_encoded_once_per_turn_of_the_script_and_every_time_for_a_function() -> None:
+    """A turn of the script gives the same calls, deltas and estimate on every run; turns a
+    function makes are encoded afresh (they differ from request to request) and not kept."""
+    script = [tool_call("add", a=1, b=2), [tool_call("add", a=3, b=4), tool_call("add", a=5, b=6)], text("ok")]
+
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    model = ScriptedModel(script)
+    agent = Agent(model="scripted", plugins=[model, FakeTools(add)], autoload=False)
+    first, second = await agent.run("go"), await agent.run("go")
+    calls = [[(c.name, c.arguments) for c in m.tool_calls] for m in first.state.messages if m.role == "assistant"]
+    assert calls == [[("add", {"a": 1, "b": 2})], [("add", {"a": 3, "b": 4}), ("add", {"a": 5, "b": 6})], []]
+    assert first.state.messages == second.state.messages and first.state.usage == second.state.usage
+    assert sorted(model._encoded) == [0, 1]
+    # the estimate of a turn of two calls reads their arguments as one JSON list
+    assert model._encoded[1] == (
+        ['{"a": 3, "b": 4}', '{"a": 5, "b": 6}'],
+        len('[{"a": 3, "b": 4}, {"a": 5, "b": 6}]') // 4,
+    )
+
+    n = iter(range(1, 100))
+    made = ScriptedModel(lambda request: tool_call("add", a=next(n), b=0) if len(request.messages) < 6 else text("ok"))
+    outcome = await Agent(model="scripted", plugins=[made, FakeTools(add)], autoload=False).run("go")
+    assert [m.content for m in outcome.state.messages if m.role == "tool"] == ["1", "2", "3"]
+    assert made._encoded == {}
+
+
 @given(
     st.lists(
         st.lists(st.tuples(st.sampled_from(["user", "assistant", "tool"]), st.text(max_size=40)), max_size=6),

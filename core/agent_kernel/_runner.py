@@ -371,8 +371,10 @@ class _Run:
 
     # ------------------------------------------------------------------ hooks
 
-    def context(self, phase: str) -> Context:
-        return Context(self.run_id, self.state, self.state.step, self.attempt > 1, self.attempt, phase, self.specs)
+    def context(self, phase: str, step: int | None = None) -> Context:
+        state = self.state
+        step = state.step if step is None else step
+        return Context(self.run_id, state, step, self.attempt > 1, self.attempt, phase, self.specs)
 
     async def call_phase(self, hook: PhaseHook, args: tuple[Any, ...]) -> tuple[tuple[Patch, ...], tuple[str, ...]]:
         """Call a phase hook; return its validated patches and their plugins, in call order."""
@@ -439,12 +441,12 @@ class _Run:
                 raise first from None
         return out
 
-    async def run_phase(
-        self, phase: str, args: tuple[Any, ...], *, step: int | None = None, call_id: str | None = None
-    ) -> None:
+    async def run_phase(self, phase: str, *args: Any, step: int | None = None) -> None:
+        """Call `phase`'s hook with a context (built only if a plugin implements it) and
+        `args`, and commit what it returned."""
         hook = self.wiring.phases[phase]
-        patch_list, sources = await self.call_phase(hook, args)
-        self.commit(Committed(phase, self.state.step if step is None else step, patch_list, sources, call_id))
+        patch_list, sources = await self.call_phase(hook, (self.context(phase, step), *args)) if hook else _NOTHING
+        self.commit(Committed(phase, self.state.step if step is None else step, patch_list, sources))
 
     # ------------------------------------------------------------------ the invocation
 
@@ -486,7 +488,7 @@ class _Run:
                 self._decide(decisions)
                 if self.listening:
                     self.emit(ev.RunStarted, self.attempt > 1, self.attempt)
-                await self.run_phase("run_start", (self.context("run_start"),))
+                await self.run_phase("run_start")
                 async with AsyncExitStack() as resources:
                     ctx = self.context("run_start")
                     for manager in self.wiring.wraps("agent_wrap_run", ctx=ctx):
@@ -549,7 +551,7 @@ class _Run:
         with anyio.CancelScope(shield=True):
             outcome = self.outcome(reason, error, started)
             try:
-                await self.run_phase("run_end", (self.context("run_end"), outcome))
+                await self.run_phase("run_end", outcome)
             except (HookFailed, PluginError) as exc:
                 if error is None:  # a cancelled run stays cancelled; others become errors
                     reason = "cancelled" if reason == "cancelled" else "error"
@@ -599,7 +601,7 @@ class _Run:
                     return "completed"
                 await self.step_start()
             elif stopping:
-                await self.run_phase("step_end", (self.context("step_end"),))
+                await self.run_phase("step_end")
                 self._emit_step_end()
             elif phase == "step_start":
                 await self.before_inference()
@@ -620,8 +622,7 @@ class _Run:
 
     async def step_start(self) -> None:
         step = self.state.step + 1
-        ctx = Context(self.run_id, self.state, step, self.attempt > 1, self.attempt, "step_start", self.specs)
-        await self.run_phase("step_start", (ctx,), step=step)
+        await self.run_phase("step_start", step=step)
         if self.listening:
             self.emit(ev.StepStarted, step)
 
@@ -635,7 +636,8 @@ class _Run:
         The kernel's Stop joins the phase's patches (source ``agent_kernel``), so it is
         journaled with them and a resume sees the same end.
         """
-        patch_list, sources = await self.call_phase(self.wiring.phases["step_end"], (self.context("step_end"),))
+        hook = self.wiring.phases["step_end"]
+        patch_list, sources = await self.call_phase(hook, (self.context("step_end"),)) if hook else _NOTHING
         limit = self.wiring.max_steps
         step = self.state.step
         if limit is not None and step >= limit and not any(isinstance(p, Stop) for p in patch_list):
@@ -666,7 +668,7 @@ class _Run:
 
     async def before_inference(self) -> None:
         state, request = self.state, self.request()
-        await self.run_phase("before_inference", (self.context("before_inference"), request))
+        await self.run_phase("before_inference", request)
         self.preview = (state, request)  # still the request to send if no patch changed the state
         if self.listening:
             self.emit(ev.InferenceStarted, self.state.step, self.state.model)
@@ -726,7 +728,7 @@ class _Run:
     async def after_inference(self) -> None:
         response = self.response
         assert response is not None
-        await self.run_phase("after_inference", (self.context("after_inference"), response))
+        await self.run_phase("after_inference", response)
         if self.listening:
             self.emit(ev.InferenceFinished, self.state.step, response.message, response.usage, response.stop_reason)
 
@@ -736,7 +738,7 @@ class _Run:
         """Advance the tool stage of the step; return True if the run must suspend."""
         calls = self.calls
         if not calls:
-            await self.run_phase("step_end", (self.context("step_end"),))
+            await self.run_phase("step_end")
             self._emit_step_end()
             return False
         strategy = self.wiring.strategy
@@ -783,7 +785,9 @@ class _Run:
                 self._commit_before(call, patch_list, sources)
             return
         for call in calls:
-            found, origins = await self.call_phase(hook, (self.context("before_tool_execute"), call))
+            found, origins = (
+                await self.call_phase(hook, (self.context("before_tool_execute"), call)) if hook else _NOTHING
+            )
             self._commit_before(call, found, origins)
             if self.state.stop is not None:
                 return
@@ -820,8 +824,10 @@ class _Run:
 
     async def _after(self, call: ToolCall) -> None:
         hook = self.wiring.phases["after_tool_execute"]
-        patch_list, sources = await self.call_phase(
-            hook, (self.context("after_tool_execute"), self._ran(call), self.results[call.id])
+        patch_list, sources = (
+            await self.call_phase(hook, (self.context("after_tool_execute"), self._ran(call), self.results[call.id]))
+            if hook
+            else _NOTHING
         )
         self._commit_after(call, patch_list, sources)
 

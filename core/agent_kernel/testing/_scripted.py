@@ -96,6 +96,8 @@ class ScriptedModel:
         self._failures: dict[tuple[int, int], int] = {}
         # id(assistant message) -> (the message, its turn number, its index, tokens up to it)
         self._counted: dict[int, tuple[Message, int, int, int]] = {}
+        # turn index -> its calls' arguments as JSON and its output estimate (turns of the script)
+        self._encoded: dict[int, tuple[list[str], int]] = {}
         if callable(turns):
             self._every = turns
             return
@@ -127,8 +129,8 @@ class ScriptedModel:
                 self._failures[index, n] = failed + 1
                 raise planned.error
         if callable(turn) and not isinstance(turn, (Text, Call)):
-            turn = turn(request)
-        return self._respond(index, turn, input_tokens, deltas)
+            return self._respond(index, turn(request), input_tokens, deltas)
+        return self._respond(index, turn, input_tokens, deltas, scripted=True)
 
     def _count(self, messages: Sequence[Message]) -> tuple[int, int]:
         """The assistant messages in `messages` and their estimated input tokens.
@@ -162,7 +164,8 @@ class ScriptedModel:
                 stop = next(stops, None)
         return turns, tokens
 
-    def _respond(self, index: int, turn: Any, input_tokens: int, deltas: Deltas) -> Response:
+    def _respond(self, index: int, turn: Any, input_tokens: int, deltas: Deltas, *, scripted: bool = False) -> Response:
+        """The response for `turn`; `scripted`: the turn is the script's own (not made by a function)."""
         if isinstance(turn, str):
             turn = Text(turn)
         if isinstance(turn, Text):
@@ -171,16 +174,29 @@ class ScriptedModel:
                 deltas.text(word if i == 0 else " " + word)
             usage = turn.usage or Usage(input_tokens, _estimate_tokens(turn.content), 1)
             return Response(Message("assistant", turn.content), usage, "end_turn", self.model)
-        calls_spec = [turn] if isinstance(turn, Call) else list(turn)
-        calls, encoded = [], []
+        calls_spec = (turn,) if isinstance(turn, Call) else tuple(turn)
+        encoded = self._encoded.get(index) if scripted else None
+        if encoded is None:
+            encoded = self._encode(index, calls_spec)
+            if scripted:  # a turn of the script itself is the same every time: encoded once
+                self._encoded[index] = encoded
+        arguments, output_tokens = encoded
+        calls = []
         for i, spec in enumerate(calls_spec):
-            if not isinstance(spec, Call):
-                raise TypeError(f"scripted turn {index + 1}: expected text(...) or tool_call(...), got {spec!r}")
             call_id = f"call_{index + 1}_{i + 1}"
-            encoded.append(json.dumps(spec.arguments))
-            deltas.tool_call(i, call_id, spec.name, encoded[-1])
+            deltas.tool_call(i, call_id, spec.name, arguments[i])
             calls.append(ToolCall(call_id, spec.name, spec.arguments))
         given = next((c.usage for c in calls_spec if c.usage is not None), None)
-        # the estimate reads the arguments as one JSON list: "[" + ", ".join(...) + "]" is json.dumps of it
-        usage = given or Usage(input_tokens, _estimate_tokens("[" + ", ".join(encoded) + "]"), 1)
+        usage = given or Usage(input_tokens, output_tokens, 1)
         return Response(Message("assistant", "", tuple(calls)), usage, "tool_use", self.model)
+
+    @staticmethod
+    def _encode(index: int, calls: tuple[Any, ...]) -> tuple[list[str], int]:
+        """Each call's arguments as JSON, and the output estimate of the turn."""
+        arguments = []
+        for spec in calls:
+            if not isinstance(spec, Call):
+                raise TypeError(f"scripted turn {index + 1}: expected text(...) or tool_call(...), got {spec!r}")
+            arguments.append(json.dumps(spec.arguments))
+        # the estimate reads the arguments as one JSON list: "[" + ", ".join(...) + "]" is json.dumps of it
+        return arguments, _estimate_tokens("[" + ", ".join(arguments) + "]")
