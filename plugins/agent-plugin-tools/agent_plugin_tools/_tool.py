@@ -6,9 +6,11 @@ import copy
 import functools
 import inspect
 import json
+import math
 import re
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
 import anyio
@@ -21,13 +23,35 @@ from agent_kernel import ToolContext, ToolResult, ToolSpec
 from agent_kernel.errors import ConfigurationError, ToolInputError
 
 from ._docstring import parse_docstring
-from ._types import NO_DEFAULT, Field, ObjectNode, UnsupportedType, compile_type, json_default, make_converter
+from ._types import (
+    NO_DEFAULT,
+    Field,
+    ObjectNode,
+    UnsupportedType,
+    compile_type,
+    json_default,
+    make_converter,
+    plain_primitives,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _OPTIONS = "__agent_tool_options__"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_ERRORS = 10
+
+#: The argument mappings `Tool.validate`'s quick path reads (the kernel's are read-only
+#: proxies); any other value takes the full path, which also refuses non-mappings.
+_PLAIN_MAPPINGS = (MappingProxyType, dict)
+
+#: Results written as JSON without json.dumps, by exact type (subclasses such as IntEnum
+#: are unstructured first): the text json.dumps gives for them.
+_JSON_SCALARS: dict[type, Callable[[Any], str]] = {
+    int: int.__repr__,
+    float: lambda value: float.__repr__(value) if math.isfinite(value) else json.dumps(value),
+    bool: lambda value: "true" if value else "false",
+    type(None): lambda _: "null",
+}
 
 
 class ToolDefinitionError(ConfigurationError, TypeError):
@@ -144,7 +168,19 @@ class Tool:
         timeout: seconds a call may take, or None.
     """
 
-    __slots__ = ("_context", "_converter", "_node", "_params", "function", "is_async", "spec", "timeout")
+    __slots__ = (
+        "_context",
+        "_converter",
+        "_node",
+        "_params",
+        "_required",
+        "_scalars",
+        "_unchanged_tests",
+        "function",
+        "is_async",
+        "spec",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -168,6 +204,15 @@ class Tool:
             raise ToolDefinitionError(f"{where}: generator functions cannot be tools; return the value instead")
         self._converter = converter or make_converter()
         self._node, self._params, self._context = _compile_parameters(function, where, self._converter)
+        # For `validate`'s quick path: the required parameters, and each parameter's test
+        # for values that need no structuring (primitives of exactly their type).
+        self._required = frozenset(key for key, f in self._node.fields.items() if f.required)
+        # (Both quick paths skip the converter, so only one that treats primitives as
+        # make_converter's does allows them.)
+        plain = plain_primitives(self._converter)
+        tests = {key: f.node.unchanged_test() for key, f in self._node.fields.items()} if plain else {}
+        self._unchanged_tests = {key: test for key, test in tests.items() if test is not None}
+        self._scalars = _JSON_SCALARS if plain else {}
         docs = parse_docstring(inspect.getdoc(function))
         description = options.description if options.description is not None else docs.description
         self.spec = ToolSpec(name, description, self._node.schema, options.idempotent, plugin)
@@ -194,6 +239,21 @@ class Tool:
             ToolInputError: naming each wrong parameter and what it expected, each
                 missing required parameter and each unknown one.
         """
+        # Quick path: every required parameter given and every argument one that needs
+        # no structuring; anything else (an error included) takes the full path.
+        if type(arguments) in _PLAIN_MAPPINGS and arguments.keys() >= self._required:
+            tests = self._unchanged_tests
+            out: dict[str, Any] = {}
+            for key, value in arguments.items():
+                test = tests.get(key)
+                if test is None or type(key) is not str or not test(value):
+                    break
+                out[key] = value
+            else:
+                return out
+        return self._check_and_structure(arguments)
+
+    def _check_and_structure(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(arguments, Mapping):
             raise ToolInputError(f"expected a JSON object of arguments, got {type(arguments).__name__}")
         errors: list[str] = []
@@ -253,15 +313,15 @@ class Tool:
                 return ToolResult(self._timed_out(timeout), is_error=True)
         return self.encode(value)
 
-    async def _invoke(self, args: list[Any], kwargs: dict[str, Any], *, abandon: bool) -> Any:
+    def _invoke(self, args: list[Any], kwargs: dict[str, Any], *, abandon: bool) -> Awaitable[Any]:
         if self.is_async:
-            return await self.function(*args, **kwargs)
+            return self.function(*args, **kwargs)  # type: ignore[no-any-return]
         call = functools.partial(self.function, *args, **kwargs)
         # A thread cannot be interrupted: without a timeout, cancelling the run waits for
         # the call to return (no thread outlives its run); with one, the thread is
         # abandoned when the time is up, finishes in the background, and its result is
         # dropped.
-        return await anyio.to_thread.run_sync(call, abandon_on_cancel=abandon)
+        return anyio.to_thread.run_sync(call, abandon_on_cancel=abandon)
 
     def _timed_out(self, timeout: float) -> str:
         text = f"Tool {self.spec.name!r} timed out after {timeout:g} s"
@@ -282,9 +342,12 @@ class Tool:
             return value
         if isinstance(value, str):
             return ToolResult(value)
-        if inspect.isawaitable(value):
+        scalar = self._scalars.get(type(value))
+        if scalar is None and inspect.isawaitable(value):
             raise TypeError(f"tool {self.spec.name!r} returned an awaitable; define it with `async def`")
         try:
+            if scalar is not None:
+                return ToolResult(scalar(value))
             return ToolResult(json.dumps(self._converter.unstructure(value), ensure_ascii=False, default=_json_default))
         except (TypeError, ValueError) as exc:
             raise TypeError(

@@ -20,12 +20,13 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping, MutableMapping, MutableSequence, MutableSet, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, MutableSequence, MutableSet, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Literal, Union
 
 import attrs
 from cattrs import Converter
+from cattrs.fns import identity
 
 from ._docstring import parse_docstring
 
@@ -89,6 +90,15 @@ class Node:
         self.check(value, "", errors)
         return not errors
 
+    def unchanged_test(self) -> Callable[[Any], bool] | None:
+        """A quick test for values that `check` accepts and that structure to themselves, or None.
+
+        Only valid with a converter whose primitives are `plain_primitives`. The test
+        may refuse valid values (they take the full check and structuring); it never
+        passes one that `check` refuses or that structuring would change.
+        """
+        return None
+
     def _fail(self, value: Any, path: str, errors: list[str]) -> None:
         where = f"{path}: " if path else ""
         errors.append(f"{where}expected {self.label}, got {describe_value(value)}")
@@ -118,6 +128,14 @@ class PrimitiveNode(Node):
     def check(self, value: Any, path: str, errors: list[str]) -> None:
         if not _is_primitive(value, self.kind):
             self._fail(value, path, errors)
+
+    def unchanged_test(self) -> Callable[[Any], bool]:
+        return self._unchanged
+
+    def _unchanged(self, value: Any) -> bool:
+        # Exactly of the kind (not 5 for a number, 5.0 for an integer, True for an
+        # integer or a subclass): the strict hook then returns the value itself.
+        return type(value) is self.kind and _is_primitive(value, self.kind)
 
 
 def _is_primitive(value: Any, kind: type) -> bool:
@@ -416,6 +434,9 @@ class _Described(Node):
     def check(self, value: Any, path: str, errors: list[str]) -> None:
         self.inner.check(value, path, errors)
 
+    def unchanged_test(self) -> Callable[[Any], bool] | None:
+        return self.inner.unchanged_test()
+
 
 def _compile_enum(tp: type[enum.Enum]) -> Node:
     values = [member.value for member in tp]
@@ -479,14 +500,30 @@ def _strict(kind: type) -> Any:
     return structure
 
 
+_STRICT = {kind: _strict(kind) for kind in (str, int, float, bool, type(None))}
+
+
+def plain_primitives(converter: Converter) -> bool:
+    """Whether `converter` treats JSON primitives as `make_converter`'s does.
+
+    That is: the strict structure hooks, and no unstructure hooks (values are written
+    as they are). Only then may a `Node.unchanged_test` skip structuring and may a
+    result's primitive value be written without unstructuring.
+    """
+    return all(
+        converter.get_structure_hook(kind) is hook and converter.get_unstructure_hook(kind) is identity
+        for kind, hook in _STRICT.items()
+    )
+
+
 def make_converter() -> Converter:
     """A private cattrs converter: strict primitives, unions by first accepting arm.
 
     Attrs classes use their ``__init__`` aliases as keys and refuse unknown keys.
     """
     converter = Converter(forbid_extra_keys=True, use_alias=True)
-    for kind in (str, int, float, bool, type(None)):
-        converter.register_structure_hook(kind, _strict(kind))
+    for kind, hook in _STRICT.items():
+        converter.register_structure_hook(kind, hook)
 
     def is_union(tp: Any) -> bool:
         return typing.get_origin(tp) in (Union, types.UnionType)
