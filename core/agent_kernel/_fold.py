@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import MappingProxyType
 from typing import Any
 
 import attrs
 
 from . import patches as p
-from ._state import ApprovalRequest, RunState, StopInfo, ToolCall, replace_state
+from ._state import RunState, ToolCall
 from .errors import PatchConflict
 
 
@@ -25,52 +24,11 @@ def fold(
     """
     if not patch_list:
         return state
-    changes: dict[str, Any] = {}
-    data: dict[str, Any] | None = None
+    folding = p.Folding(state, call)
     for i, patch in enumerate(patch_list):
-        if isinstance(patch, p.AppendMessages):
-            changes["messages"] = changes.get("messages", state.messages).extend(patch.messages)
-        elif isinstance(patch, p.SetData):
-            if data is None:
-                data = dict(state.data)
-            data[patch.key.name] = patch.value
-        elif isinstance(patch, p.IncrementData):
-            if data is None:
-                data = dict(state.data)
-            key = patch.key
-            data[key.name] = data.get(key.name, key.default) + patch.by
-        elif isinstance(patch, p.InjectContext):
-            changes["context"] = (*changes.get("context", state.context), patch.text)
-        elif isinstance(patch, p.SetModel):
-            changes["model"] = patch.model
-        elif isinstance(patch, p.ToolChoice):
-            changes["tool_choice"] = patch.choice
-        elif isinstance(patch, p.ExcludeTools):
-            changes["excluded_tools"] = changes.get("excluded_tools", state.excluded_tools) | patch.names
-        elif isinstance(patch, p.OnlyTools):
-            changes["only_tools"] = patch.names
-        elif isinstance(patch, p.Stop):
-            if changes.get("stop", state.stop) is None:
-                changes["stop"] = StopInfo(patch.code, patch.detail)
-        elif isinstance(patch, p.Finish):
-            if changes.get("stop", state.stop) is None:
-                changes["stop"] = StopInfo("finished", patch.detail, completed=True)
-        elif isinstance(patch, p.SetWindow):
-            changes["window_start"], changes["summary"] = patch.start, patch.summary
-        elif isinstance(patch, p.ReplaceMessage):
-            changes["messages"] = changes.get("messages", state.messages).replace(patch.index, patch.message)
-        elif isinstance(patch, p.Suspend):
-            if call is None:
-                raise ValueError("Suspend needs the tool call it suspends")
-            pending = changes.get("pending", state.pending)
-            request_id = f"{state.run_id}/{state.step}/{call.id}"
-            if all(r.id != request_id for r in pending):
-                plugin = sources[i] if i < len(sources) else ""
-                request = ApprovalRequest(request_id, call, call.name, patch.reason, state.step, plugin)
-                changes["pending"] = (*pending, request)
-    if data is not None:
-        changes["data"] = MappingProxyType(data)
-    return replace_state(state, **changes) if changes else state
+        folding.source = sources[i] if i < len(sources) else ""
+        patch.fold(folding)
+    return folding.result()
 
 
 def merge_concurrent(

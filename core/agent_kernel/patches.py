@@ -5,8 +5,9 @@ against the phase's legality table (`ALLOWED`), journals the list, and folds it 
 the run's state in pluggy call order. Patches are small frozen values and serialise
 through the kernel's converter.
 
-Which patch types each phase accepts is `ALLOWED` (rendered as a table in
-docs/hooks.md).
+Each patch class owns its rules: the phases it is legal in (`phases`) and how it
+folds into a state (`fold`). The table of which patch types each phase accepts,
+`ALLOWED`, is derived from them (rendered in docs/hooks.md).
 
 `AppendMessages` after inference is added after the assistant message (for
 example, feedback for the model's next step). Tool-scoped patches (`Block`,
@@ -18,11 +19,23 @@ when several plugins return them, the first in call order decides (`Block` and
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from attrs import field, frozen
 
-from ._state import EMPTY, Message, StateKey, freeze_mapping
+from ._state import (
+    EMPTY,
+    ApprovalRequest,
+    Message,
+    RunState,
+    StateKey,
+    StopInfo,
+    ToolCall,
+    freeze_mapping,
+    replace_state,
+)
+from .hookspecs import PHASES
 
 __all__ = [
     "ALLOWED",
@@ -47,9 +60,55 @@ __all__ = [
 ]
 
 
+_ALL_PHASES = frozenset(PHASES)
+_SETUP = frozenset({"run_start", "step_start"})  # before the first request of the run or step
+_REQUEST = _SETUP | {"before_inference", "step_end"}  # phases that shape the next request
+
+
+class Folding:
+    """The changes a list of patches makes to one state, gathered patch by patch (see `fold`)."""
+
+    __slots__ = ("call", "changes", "data", "source", "state")
+
+    def __init__(self, state: RunState, call: ToolCall | None) -> None:
+        self.state = state
+        self.call = call  # the phase's tool call (tool phases), for tool-scoped patches
+        self.source = ""  # the plugin that returned the patch being folded
+        self.changes: dict[str, Any] = {}
+        self.data: dict[str, Any] | None = None  # a copy of the state's data, once a patch writes it
+
+    def get(self, name: str) -> Any:
+        """A state field as the patches folded so far left it."""
+        return self.changes.get(name, getattr(self.state, name))
+
+    def write_data(self) -> dict[str, Any]:
+        if self.data is None:
+            self.data = dict(self.state.data)
+        return self.data
+
+    def stop(self, info: StopInfo) -> None:
+        """The first `Stop` or `Finish` folded wins."""
+        if self.get("stop") is None:
+            self.changes["stop"] = info
+
+    def result(self) -> RunState:
+        if self.data is not None:
+            self.changes["data"] = MappingProxyType(self.data)
+        return replace_state(self.state, **self.changes) if self.changes else self.state
+
+
 @frozen
 class Patch:
-    """Base class of every patch."""
+    """Base class of every patch.
+
+    `phases` names the phase hooks that may return it; `fold` applies it to a state.
+    """
+
+    phases: ClassVar[frozenset[str]] = frozenset()
+
+    def fold(self, folding: Folding) -> None:
+        """Apply this patch to the state being folded (by default: no change, as for
+        tool-scoped patches, which the kernel reads per call)."""
 
 
 def _tuple_of_messages(messages: Iterable[Message]) -> tuple[Message, ...]:
@@ -66,14 +125,22 @@ def _frozenset(names: Iterable[str]) -> frozenset[str]:
 class AppendMessages(Patch):
     """Append messages to the conversation."""
 
+    phases: ClassVar[frozenset[str]] = _SETUP | {"after_inference", "step_end"}
     messages: tuple[Message, ...] = field(converter=_tuple_of_messages)
+
+    def fold(self, folding: Folding) -> None:
+        folding.changes["messages"] = folding.get("messages").extend(self.messages)
 
 
 @frozen
 class InjectContext(Patch):
     """Add `text` as a system message to the next inference request only."""
 
+    phases: ClassVar[frozenset[str]] = _REQUEST
     text: str
+
+    def fold(self, folding: Folding) -> None:
+        folding.changes["context"] = (*folding.get("context"), self.text)
 
 
 @frozen
@@ -87,8 +154,12 @@ class SetData(Patch):
     otherwise, rather than journaling a value that would not load on resume.
     """
 
+    phases: ClassVar[frozenset[str]] = _ALL_PHASES
     key: StateKey[Any]
     value: Any
+
+    def fold(self, folding: Folding) -> None:
+        folding.write_data()[self.key.name] = self.value
 
 
 @frozen
@@ -99,36 +170,57 @@ class IncrementData(Patch):
     type (an ``int`` key takes an ``int``, a ``float`` key either).
     """
 
+    phases: ClassVar[frozenset[str]] = _ALL_PHASES
     key: StateKey[Any]
     by: int | float = 1
+
+    def fold(self, folding: Folding) -> None:
+        data = folding.write_data()
+        data[self.key.name] = data.get(self.key.name, self.key.default) + self.by
 
 
 @frozen
 class ToolChoice(Patch):
     """Set the next inference's tool choice: "auto", "none", "required" or a tool name."""
 
+    phases: ClassVar[frozenset[str]] = _SETUP | {"before_inference"}
     choice: str
+
+    def fold(self, folding: Folding) -> None:
+        folding.changes["tool_choice"] = self.choice
 
 
 @frozen
 class SetModel(Patch):
     """Send the following inferences to `model` (a handoff to another agent, a cheaper model)."""
 
+    phases: ClassVar[frozenset[str]] = _REQUEST | {"after_tool_execute"}
     model: str
+
+    def fold(self, folding: Folding) -> None:
+        folding.changes["model"] = self.model
 
 
 @frozen
 class ExcludeTools(Patch):
     """Hide these tools from the model from now on."""
 
+    phases: ClassVar[frozenset[str]] = _REQUEST
     names: frozenset[str] = field(converter=_frozenset)
+
+    def fold(self, folding: Folding) -> None:
+        folding.changes["excluded_tools"] = folding.get("excluded_tools") | self.names
 
 
 @frozen
 class OnlyTools(Patch):
     """Show only these tools to the model from now on (an empty set shows none)."""
 
+    phases: ClassVar[frozenset[str]] = _REQUEST
     names: frozenset[str] = field(converter=_frozenset)
+
+    def fold(self, folding: Folding) -> None:
+        folding.changes["only_tools"] = self.names
 
 
 @frozen
@@ -139,8 +231,12 @@ class Stop(Patch):
     The first `Stop` or `Finish` folded wins.
     """
 
+    phases: ClassVar[frozenset[str]] = _ALL_PHASES - {"run_end"}
     code: str
     detail: str = ""
+
+    def fold(self, folding: Folding) -> None:
+        folding.stop(StopInfo(self.code, self.detail))
 
 
 @frozen
@@ -151,7 +247,11 @@ class Finish(Patch):
     Ignored once the run is stopping (after an earlier `Stop` or `Finish`).
     """
 
+    phases: ClassVar[frozenset[str]] = frozenset({"after_inference", "after_tool_execute", "step_end"})
     detail: str = ""
+
+    def fold(self, folding: Folding) -> None:
+        folding.stop(StopInfo("finished", self.detail, completed=True))
 
 
 @frozen
@@ -164,16 +264,24 @@ class SetWindow(Patch):
     refuses a window starting at a tool message).
     """
 
+    phases: ClassVar[frozenset[str]] = _REQUEST
     start: int
     summary: str = ""
+
+    def fold(self, folding: Folding) -> None:
+        folding.changes["window_start"], folding.changes["summary"] = self.start, self.summary
 
 
 @frozen
 class ReplaceMessage(Patch):
     """Replace the message at `index` (e.g. a guardrail rewriting the user's input)."""
 
+    phases: ClassVar[frozenset[str]] = _SETUP
     index: int
     message: Message
+
+    def fold(self, folding: Folding) -> None:
+        folding.changes["messages"] = folding.get("messages").replace(self.index, self.message)
 
 
 @frozen
@@ -184,6 +292,7 @@ class Block(Patch):
     whatever the plugin order; among several, the first one's reason is used.
     """
 
+    phases: ClassVar[frozenset[str]] = frozenset({"before_tool_execute"})
     reason: str
 
 
@@ -191,13 +300,25 @@ class Block(Patch):
 class Suspend(Patch):
     """Suspend this tool call until a decision (`Approve` / `Deny`) arrives."""
 
+    phases: ClassVar[frozenset[str]] = frozenset({"before_tool_execute"})
     reason: str = "approval required"
+
+    def fold(self, folding: Folding) -> None:
+        call, state = folding.call, folding.state
+        if call is None:
+            raise ValueError("Suspend needs the tool call it suspends")
+        pending = folding.get("pending")
+        request_id = f"{state.run_id}/{state.step}/{call.id}"
+        if all(r.id != request_id for r in pending):
+            request = ApprovalRequest(request_id, call, call.name, self.reason, state.step, folding.source)
+            folding.changes["pending"] = (*pending, request)
 
 
 @frozen
 class ProvideResult(Patch):
     """Answer this tool call with `content` without running the tool."""
 
+    phases: ClassVar[frozenset[str]] = frozenset({"before_tool_execute"})
     content: str
     is_error: bool = False
 
@@ -206,6 +327,7 @@ class ProvideResult(Patch):
 class RewriteArguments(Patch):
     """Run this tool call with `arguments` instead of the model's."""
 
+    phases: ClassVar[frozenset[str]] = frozenset({"before_tool_execute"})
     arguments: Mapping[str, Any] = field(default=EMPTY, converter=freeze_mapping, hash=False)
 
 
@@ -213,30 +335,31 @@ class RewriteArguments(Patch):
 class Remind(Patch):
     """Add `text` after this call's result, inside the tool message the model sees."""
 
+    phases: ClassVar[frozenset[str]] = frozenset({"after_tool_execute"})
     text: str
 
 
-_STATE = frozenset({SetData, IncrementData})
-_SETUP = _STATE | {
+_PATCHES = (
     AppendMessages,
-    ReplaceMessage,
     InjectContext,
+    SetData,
+    IncrementData,
     ToolChoice,
     SetModel,
-    SetWindow,
     ExcludeTools,
     OnlyTools,
     Stop,
-}
+    Finish,
+    SetWindow,
+    ReplaceMessage,
+    Block,
+    Suspend,
+    ProvideResult,
+    RewriteArguments,
+    Remind,
+)
 
-#: Which patch types each phase hook may return.
-ALLOWED: Mapping[str, frozenset[type[Patch]]] = {
-    "run_start": _SETUP,
-    "step_start": _SETUP,
-    "before_inference": _STATE | {InjectContext, ToolChoice, SetModel, SetWindow, ExcludeTools, OnlyTools, Stop},
-    "after_inference": _STATE | {AppendMessages, Finish, Stop},
-    "before_tool_execute": _STATE | {Block, Suspend, ProvideResult, RewriteArguments, Stop},
-    "after_tool_execute": _STATE | {Remind, SetModel, Finish, Stop},
-    "step_end": _STATE | {AppendMessages, InjectContext, SetModel, SetWindow, ExcludeTools, OnlyTools, Finish, Stop},
-    "run_end": _STATE,
-}
+#: Which patch types each phase hook may return (from each class's `phases`).
+ALLOWED: Mapping[str, frozenset[type[Patch]]] = MappingProxyType(
+    {phase: frozenset(c for c in _PATCHES if phase in c.phases) for phase in PHASES}
+)
