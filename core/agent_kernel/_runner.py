@@ -775,20 +775,37 @@ class _Run:
                 raise _unwrap(group) from None
         return False
 
+    async def call_tool_phase(
+        self, phase: str, call: ToolCall, ctx: Context | None = None
+    ) -> tuple[tuple[Patch, ...], tuple[str, ...]]:
+        """Call a tool phase's hook for `call`: BeforeToolExecute with the call the model
+        made, AfterToolExecute with the call as it ran and its result."""
+        hook = self.wiring.phases[phase]
+        if not hook:
+            return _NOTHING
+        args = (call,) if phase == "before_tool_execute" else (self._ran(call), self.results[call.id])
+        return await self.call_phase(hook, (ctx or self.context(phase), *args))
+
+    async def tool_phase_concurrently(
+        self,
+        phase: str,
+        calls: Sequence[ToolCall],
+        commit: Callable[[ToolCall, Sequence[Patch], Sequence[str]], None],
+    ) -> None:
+        """A tool phase of calls that run concurrently: every hook sees one snapshot, and
+        their patches are merged in call order (`merge_concurrent`) before each call's commit."""
+        ctx = self.context(phase)
+        batches = [await self.call_tool_phase(phase, call, ctx) for call in calls]
+        merged = merge_concurrent([b[0] for b in batches], [c.id for c in calls], [b[1] for b in batches])
+        for call, patch_list, (_, sources) in zip(calls, merged, batches, strict=True):
+            commit(call, patch_list, sources)
+
     async def befores(self, calls: Sequence[ToolCall], concurrent: bool) -> None:
-        hook = self.wiring.phases["before_tool_execute"]
         if concurrent:
-            ctx = self.context("before_tool_execute")
-            batches = [await self.call_phase(hook, (ctx, call)) for call in calls]
-            merged = merge_concurrent([b[0] for b in batches], [c.id for c in calls], [b[1] for b in batches])
-            for call, patch_list, (_, sources) in zip(calls, merged, batches, strict=True):
-                self._commit_before(call, patch_list, sources)
+            await self.tool_phase_concurrently("before_tool_execute", calls, self._commit_before)
             return
         for call in calls:
-            found, origins = (
-                await self.call_phase(hook, (self.context("before_tool_execute"), call)) if hook else _NOTHING
-            )
-            self._commit_before(call, found, origins)
+            self._commit_before(call, *await self.call_tool_phase("before_tool_execute", call))
             if self.state.stop is not None:
                 return
 
@@ -811,25 +828,14 @@ class _Run:
                     break
 
     async def afters(self, calls: Sequence[ToolCall], *, concurrent: bool) -> None:
-        hook = self.wiring.phases["after_tool_execute"]
         if concurrent:
-            ctx = self.context("after_tool_execute")
-            batches = [await self.call_phase(hook, (ctx, self._ran(call), self.results[call.id])) for call in calls]
-            merged = merge_concurrent([b[0] for b in batches], [c.id for c in calls], [b[1] for b in batches])
-            for call, patch_list, (_, sources) in zip(calls, merged, batches, strict=True):
-                self._commit_after(call, patch_list, sources)
+            await self.tool_phase_concurrently("after_tool_execute", calls, self._commit_after)
             return
         for call in calls:
             await self._after(call)
 
     async def _after(self, call: ToolCall) -> None:
-        hook = self.wiring.phases["after_tool_execute"]
-        patch_list, sources = (
-            await self.call_phase(hook, (self.context("after_tool_execute"), self._ran(call), self.results[call.id]))
-            if hook
-            else _NOTHING
-        )
-        self._commit_after(call, patch_list, sources)
+        self._commit_after(call, *await self.call_tool_phase("after_tool_execute", call))
 
     def _commit_after(self, call: ToolCall, patch_list: Sequence[Patch], sources: Sequence[str]) -> None:
         self.commit(Committed("after_tool_execute", self.state.step, tuple(patch_list), tuple(sources), call.id))
