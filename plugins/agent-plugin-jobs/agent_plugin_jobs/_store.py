@@ -348,18 +348,23 @@ class JobStore:
     def claim(self, owner: str, lease: float, *, busy: Collection[str] = ()) -> tuple[Job, StoredDecisions] | None:
         """Take the oldest queued job for `owner` (after reaping expired leases), or None.
 
-        Jobs in `busy` are skipped: `owner` still has a task on them (one that lost its
-        lease while stalled and has not noticed yet), so another worker must take them.
+        `busy` are the jobs `owner` still has a task on. Its own expired leases on them
+        are left alone: a worker that claims is alive, and its heartbeat renews them (a
+        late renewal holds unless another worker reaped the job first). A busy job that
+        is queued (another worker reaped it while `owner` stalled, and its task has not
+        noticed yet) is skipped: another worker must take it.
         """
 
         def body(conn: sqlite3.Connection) -> tuple[Job, StoredDecisions] | None:
             now = time.time()
+            skip = ",".join("?" * len(busy))
             expired = conn.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE status = 'running' AND lease_until < ? ORDER BY seq", (now,)
+                f"SELECT {_COLUMNS} FROM jobs WHERE status = 'running' AND lease_until < ?"
+                f" AND NOT (owner = ? AND id IN ({skip})) ORDER BY seq",
+                (now, owner, *busy),
             ).fetchall()
             for row in expired:
                 self._reap(conn, _job(row))
-            skip = ",".join("?" * len(busy))
             row = conn.execute(
                 f"SELECT {_COLUMNS}, decisions FROM jobs WHERE status = 'queued' AND id NOT IN ({skip})"
                 " ORDER BY seq LIMIT 1",

@@ -139,13 +139,36 @@ def test_an_expired_lease_applies_the_pending_request(db):
 
 
 def test_a_worker_does_not_take_back_a_job_it_still_has_a_task_on(db):
-    """A stalled worker's lease ran out and the job was queued again; until that worker's
-    old task ends, the job goes to another worker, never back to the same one twice."""
+    """A stalled worker's leases ran out and another worker queued its jobs again; until
+    the stalled worker's old tasks end, the jobs go to other workers, never back to it."""
+    store = JobStore(db)
+    first, second = store.add("x"), store.add("y")
+    store.claim("w1", -1.0)
+    store.claim("w1", -1.0, busy=[first.id])
+    taken = store.claim("w2", 30.0)  # reaps both, takes the older one
+    assert taken is not None and taken[0].id == first.id
+    assert store.get(second.id).status == "queued"
+    assert store.claim("w1", 30.0, busy=[first.id, second.id]) is None  # w1 still runs both
+    taken = store.claim("w3", 30.0)
+    assert taken is not None and taken[0].id == second.id and taken[0].owner == "w3"
+    store.close()
+
+
+def test_a_worker_does_not_reap_its_own_lapsed_lease_on_a_job_it_still_runs(db):
+    """A worker whose loop was held up past its lease may claim before its heartbeat
+    renews: that claim leaves the job to the late renewal; another worker still reaps it."""
     store = JobStore(db)
     job = store.add("x")
-    store.claim("w1", -1.0)
-    assert store.claim("w1", 30.0, busy=[job.id]) is None  # reaped, but w1 still runs it
-    assert store.get(job.id).status == "queued"
+    store.claim("w1", -1.0)  # w1's lease has run out, its task still runs the job
+    assert store.claim("w1", 30.0, busy=[job.id]) is None
+    assert store.renew("w1", [job.id], -1.0) == {job.id: None}  # late, but it holds (and runs out again)
     taken = store.claim("w2", 30.0)
     assert taken is not None and taken[0].id == job.id and taken[0].owner == "w2"
+    assert store.renew("w1", [job.id], 30.0) == {job.id: False}
+    assert [(c.old, c.new, c.detail) for c in store.history(job.id)] == [
+        (None, "queued", "added"),
+        ("queued", "running", "worker w1"),
+        ("running", "queued", "worker w1 stopped renewing its lease"),
+        ("queued", "running", "worker w2"),
+    ]
     store.close()

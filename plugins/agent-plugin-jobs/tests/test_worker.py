@@ -259,14 +259,17 @@ def test_a_stalled_worker_loses_its_job_and_cannot_commit_after_the_takeover(bac
                 await anyio.to_thread.run_sync(thread.join, 30)
             assert not thread.is_alive()
             history = await qb.history(job_id)
-            moves = changes(history)
-            # the takeover; a loaded machine may add a requeue-and-claim cycle before the end
-            assert moves[:4] == [(None, "queued"), ("queued", "running"), ("running", "queued"), ("queued", "running")]
-            assert moves[-1] == ("running", "completed"), moves
+            assert changes(history) == [
+                (None, "queued"),
+                ("queued", "running"),
+                ("running", "queued"),
+                ("queued", "running"),
+                ("running", "completed"),
+            ], "\n".join(map(str, history))
             assert history[1].detail == f"worker {ids['a']}" and history[3].detail == f"worker {ids['b']}"
             assert history[2].detail == f"worker {ids['a']} stopped renewing its lease"
             info = await factory_b.journal.run_info(f"job-{job_id}")
-            assert info.attempt >= 2 and info.status == "completed"
+            assert info.attempt == 2 and info.status == "completed"
 
     anyio.run(main, backend=backend)
     with sqlite3.connect(journal_path) as conn:
@@ -274,7 +277,7 @@ def test_a_stalled_worker_loses_its_job_and_cannot_commit_after_the_takeover(bac
             r[0] for r in conn.execute("SELECT attempt FROM entries WHERE run_id = ? ORDER BY seq", (f"job-{job_id}",))
         ]
     conn.close()
-    assert attempts == sorted(attempts) and attempts[-1] >= 2  # nothing of A's after B's claim
+    assert attempts == sorted(attempts) and attempts[-1] == 2  # nothing of A's after B's claim
     assert stall.starts == [1]  # A ran the tool once; its result was never committed
 
 
