@@ -555,3 +555,32 @@ async def test_concurrent_calls_writing_a_strict_key_end_the_run_with_a_conflict
     model = ScriptedModel([[tool_call("echo", i=1), tool_call("echo", i=2)], text("done")])
     sequential = Agent(model="scripted", plugins=[model, FakeTools(echo), Writer()], autoload=False)
     assert (await sequential.run("go")).reason == "completed", "sequential calls see each other's writes: no conflict"
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["append", "extend", "replace"]), st.integers(0, 50), st.lists(st.integers(), max_size=3)
+        )
+    )
+)
+def test_every_log_view_behaves_as_the_immutable_list_it_was_made_as(
+    operations: list[tuple[str, int, list[int]]],
+) -> None:
+    """Views share one buffer (appending to a shorter one forks it): each view still reads,
+    iterates, reverses and indexes as the list it was made as, whatever was done later."""
+    views: list[tuple[Log[int], list[int]]] = [(Log(), [])]
+    for operation, pick, items in operations:
+        log, model = views[pick % len(views)]  # any earlier view, often a shorter one: a fork
+        if operation == "append":
+            views.append((log.append(pick), [*model, pick]))
+        elif operation == "extend":
+            views.append((log.extend(items), [*model, *items]))
+        elif model:
+            views.append(
+                (log.replace(pick % len(model), -1), [*model[: pick % len(model)], -1, *model[pick % len(model) + 1 :]])
+            )
+    for log, model in views:
+        assert list(log) == model and list(reversed(log)) == model[::-1] and len(log) == len(model)
+        assert [log[i] for i in range(-len(model), len(model))] == model + model
+        assert log == model

@@ -80,6 +80,11 @@ class Log(Sequence[T], Generic[T]):
     def __iter__(self) -> Iterator[T]:
         return islice(self._buf, self._n)
 
+    def __reversed__(self) -> Iterator[T]:
+        """Newest first, in O(1) to start (longer views' items are skipped, not copied)."""
+        buf = self._buf
+        return islice(reversed(buf), len(buf) - self._n, None)
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Log):
             return self._n == other._n and (self._buf is other._buf or self._buf[: self._n] == other._buf[: other._n])

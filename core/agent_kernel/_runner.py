@@ -694,28 +694,35 @@ class _Run:
                 raise
             except Exception as exc:
                 attempt += 1
-                decision = wiring.decide(
-                    "agent_on_inference_error", ctx=ctx, request=request, error=exc, attempt=attempt
+                decision = await self._after_failure(
+                    "agent_on_inference_error", "inference", attempt, exc, ctx, request.model, request=request
                 )
-                message = f"{type(exc).__name__}: {exc}"
-                if isinstance(decision, Retry):
-                    delay = decision.delay
-                    if isinstance(exc, InferenceError) and exc.retry_after is not None:
-                        delay = max(delay, exc.retry_after)
-                    await self._retry("inference", attempt, delay, message, request.model)
-                elif isinstance(decision, Fallback):
-                    await self._retry("inference", attempt, 0.0, message, decision.model)
+                if isinstance(decision, Fallback):
+                    await self._retry("inference", attempt, 0.0, f"{type(exc).__name__}: {exc}", decision.model)
                     request = attrs.evolve(request, model=decision.model)
-                else:
-                    raise _Failure(
-                        ErrorInfo(f"inference failed: {message}", plugin, "infer", type(exc).__name__)
-                    ) from exc
+                elif not isinstance(decision, Retry):
+                    message = f"inference failed: {type(exc).__name__}: {exc}"
+                    raise _Failure(ErrorInfo(message, plugin, "infer", type(exc).__name__)) from exc
         if not isinstance(response, Response):
             raise _Failure(
                 ErrorInfo(f"executor returned {type(response).__name__}, not a Response", plugin, "infer", "TypeError")
             )
         self.commit(Inferred(self.state.step, response))
         await self.flush()  # a paid response is durable as soon as it arrives, not at the next side effect
+
+    async def _after_failure(
+        self, hook: str, what: str, attempt: int, exc: Exception, ctx: Context, model: str = "", **arguments: Any
+    ) -> Any:
+        """Ask decision `hook` about the `attempt`-th failure of `what` (the model call or a
+        tool) and return its decision; a `Retry` is journaled and waited out here (at least
+        as long as an `InferenceError`'s ``retry_after``)."""
+        decision = self.wiring.decide(hook, ctx=ctx, error=exc, attempt=attempt, **arguments)
+        if isinstance(decision, Retry):
+            delay = decision.delay
+            if isinstance(exc, InferenceError) and exc.retry_after is not None:
+                delay = max(delay, exc.retry_after)
+            await self._retry(what, attempt, delay, f"{type(exc).__name__}: {exc}", model)
+        return decision
 
     async def _retry(self, what: str, attempt: int, delay: float, error: str, model: str = "") -> None:
         self.commit(Retried(what, attempt, delay, error, model))
@@ -933,12 +940,11 @@ class _Run:
                 raise
             except Exception as exc:
                 attempt += 1
-                decision = wiring.decide("agent_on_tool_error", ctx=ctx, call=call, error=exc, attempt=attempt)
-                message = f"{type(exc).__name__}: {exc}"
-                if isinstance(decision, Retry):
-                    await self._retry(f"tool:{call.name}", attempt, decision.delay, message)
-                    continue
-                return ToolResult(f"Tool {call.name!r} failed: {message}", True)
+                decision = await self._after_failure(
+                    "agent_on_tool_error", f"tool:{call.name}", attempt, exc, ctx, call=call
+                )
+                if not isinstance(decision, Retry):
+                    return ToolResult(f"Tool {call.name!r} failed: {type(exc).__name__}: {exc}", True)
 
 
 def _error_info(exc: Exception) -> ErrorInfo:

@@ -141,27 +141,26 @@ class ScriptedModel:
         other messages may be one constant object appended again and again.
         """
         counted = self._counted
-        turns, tokens, start = 0, 0, 0
-        new: list[int] = []
-        for i in range(len(messages) - 1, -1, -1):
-            message = messages[i]
-            if message.role != "assistant":
-                continue
-            memo = counted.get(id(message))
-            if memo is not None and memo[0] is message and memo[2] == i:
-                turns, tokens, start = memo[1], memo[3], i + 1
-                break
-            new.append(i)
+        turns = tokens = 0
+        newer: list[Message] = []  # the messages after the last one remembered, newest first
+        i = len(messages)
+        for message in reversed(messages):
+            i -= 1
+            if message.role == "assistant":
+                memo = counted.get(id(message))
+                if memo is not None and memo[0] is message and memo[2] == i:
+                    turns, tokens = memo[1], memo[3]
+                    break
+            newer.append(message)
         if len(counted) > _COUNTED_MAX:  # bounded: a long-lived model serving many runs
             counted.clear()
-        stops = iter(reversed(new))
-        stop = next(stops, None)
-        for i in range(start, len(messages)):
-            tokens += _estimate_tokens(messages[i].content)
-            if i == stop:
+        index = len(messages) - len(newer)
+        for message in reversed(newer):
+            tokens += _estimate_tokens(message.content)
+            if message.role == "assistant":
                 turns += 1
-                counted[id(messages[i])] = (messages[i], turns, i, tokens)
-                stop = next(stops, None)
+                counted[id(message)] = (message, turns, index, tokens)
+            index += 1
         return turns, tokens
 
     def _respond(self, index: int, turn: Any, input_tokens: int, deltas: Deltas, *, scripted: bool = False) -> Response:
