@@ -33,7 +33,7 @@ def every_entry_kind() -> list[Entry]:
     """One or more entries of every kind, using every patch type and optional field."""
     call = ToolCall("call_1", "add", {"a": 1, "nested": {"b": [1, 2.5, None, True]}})
     return [
-        Started(1, "scripted", "What is 1+2? ünïcødé ✓", "be brief"),
+        Started(1, "scripted", "What is 1+2? ünïcødé ✓", "be brief", ("add", "ünïcødé_tool")),
         Started(2, "scripted"),
         Committed(
             "run_start",

@@ -38,7 +38,7 @@ async def test_200_concurrent_runs_of_a_scripted_agent(db):
     lengths = set()
     for i in (0, 57, 199):
         loaded = await journal.load(f"run-{i:03d}")
-        assert loaded[0] == Started(1, "scripted", f"task {i}")
+        assert loaded[0] == Started(1, "scripted", f"task {i}", tools=tuple(sorted(t.name for t in agent.tools)))
         assert loaded[-1] == Ended("completed")
         lengths.add(len(loaded))
     assert len(lengths) == 1
