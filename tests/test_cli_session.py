@@ -299,6 +299,13 @@ def test_the_whole_session_of_docs_cli_md_runs_as_written(tmp_path: Path) -> Non
     assert done.returncode == 0, explain(done)
     journal = [json.loads(line) for line in done.stdout.splitlines()]
     check_journal(journal, request_id)
+    # the page shows entries in the journal's current format: each kind with the fields it has now
+    fields = {e["kind"]: sorted(e["entry"]) for e in journal}
+    for line in entries.shown:
+        if line != "...":
+            shown = json.loads(line)
+            assert sorted(shown["entry"]) == fields[shown["kind"]], (line, fields[shown["kind"]])
+            assert shown["entry"]["v"] == journal[0]["entry"]["v"], line
     assert time.monotonic() - started < 600, "the session took over ten minutes"
 
 
