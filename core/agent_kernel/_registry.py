@@ -69,6 +69,8 @@ class ToolStrategy(Protocol):
     `run` must await `execute(call)` exactly once for every call and return only
     when all have finished. `concurrent` says whether calls may overlap; the kernel
     then evaluates their hooks on one snapshot and merges their patches in call order.
+    A sequential strategy starts the first call without waiting: when no hook runs in
+    between, the model's response is made durable with that call's intent.
     """
 
     @property

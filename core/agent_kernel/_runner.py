@@ -708,7 +708,15 @@ class _Run:
                 ErrorInfo(f"executor returned {type(response).__name__}, not a Response", plugin, "infer", "TypeError")
             )
         self.commit(Inferred(self.state.step, response))
-        await self.flush()  # a paid response is durable as soon as it arrives, not at the next side effect
+        if not self._intent_follows(response):
+            await self.flush()  # a paid response is durable as soon as it arrives, not at the next side effect
+
+    def _intent_follows(self, response: Response) -> bool:
+        """True when the next write is the intent of the response's first tool call, with
+        no plugin code before it: the response then rides in that write (one durable
+        write, not two; a crash in between is a crash before the response was recorded)."""
+        calls = response.message.tool_calls
+        return bool(calls) and self.wiring.straight_to_tools and calls[0].name in self.wiring.tools
 
     async def _after_failure(
         self, hook: str, what: str, attempt: int, exc: Exception, ctx: Context, model: str = "", **arguments: Any

@@ -73,6 +73,9 @@ class Wiring:
     codec: JsonCodec
     observers: tuple[tuple[Callable[..., object], str], ...]
     implemented: frozenset[str]  # decision and wrap hooks nobody implements are skipped
+    # No plugin code runs between a model response and its first tool call's intent:
+    # no AfterInference or BeforeToolExecute hook, no observer, a sequential strategy.
+    straight_to_tools: bool
     log: logging.Logger = _log
     _executors: dict[str, tuple[ModelExecutor, str]] = field(factory=dict)
     _tool_view: list[Any] = field(factory=lambda: [None, None])  # [key, specs]
@@ -192,28 +195,37 @@ def wire(
 
     codec = JsonCodec(make_agent_converter)
     journal.bind(codec)
+    phases = MappingProxyType({phase: PhaseHook(pm, phase) for phase in PHASES})
+    observers = tuple((impl.function, impl.plugin_name) for impl in reversed(hook.agent_on_event.get_hookimpls()))
+    strategy = chosen.item if chosen else None
     return Wiring(
         pm=pm,
         model=model,
         instructions=instructions,
         settings=settings,
         max_steps=max_steps,
-        phases=MappingProxyType({phase: PhaseHook(pm, phase) for phase in PHASES}),
+        phases=phases,
         tools=MappingProxyType(tools.tools),
         tool_specs=tool_specs,
         specs_by_name=MappingProxyType({spec.name: spec for spec in tool_specs}),
         tool_names=tuple(sorted(tools.tools)),
         models=models,
-        strategy=chosen.item if chosen else None,
+        strategy=strategy,
         journal=journal,
         state_keys=state_keys,
         approvers=tuple(runtime.approvers),
         redactors=tuple(r.item for r in runtime.redactors),
         codec=codec,
-        observers=tuple((impl.function, impl.plugin_name) for impl in reversed(hook.agent_on_event.get_hookimpls())),
+        observers=observers,
         implemented=frozenset(
             name
             for name, caller in vars(hook).items()
             if isinstance(caller, pluggy.HookCaller) and caller.get_hookimpls()
+        ),
+        straight_to_tools=not (
+            phases["after_inference"]
+            or phases["before_tool_execute"]
+            or observers
+            or (strategy is not None and strategy.concurrent)
         ),
     )
