@@ -12,6 +12,7 @@ import anyio
 import pluggy
 
 from . import events as ev
+from ._cursor import Cursor
 from ._outcome import Outcome
 from ._plugins import PluginInfo, load_plugins
 from ._runner import _Run
@@ -140,9 +141,9 @@ class Agent:
         Raises:
             JournalCorrupt: an entry does not fold onto the ones before it (naming run and entry).
         """
-        run = _Run(self._wiring, run_id, None)
-        run.replay(entries, {})
-        return run.state
+        cursor = Cursor(run_id, self._wiring.model or "")
+        cursor.replay(entries)
+        return cursor.state
 
     async def run(self, input: str, *, run_id: str | None = None, timeout: float | None = None) -> Outcome:
         """Run the agent on `input` until it completes, stops, suspends, fails or is cancelled.
@@ -268,11 +269,11 @@ class Agent:
             if not look:
                 raise UnknownRun(f"no run {run_id!r} in the journal ({type(journal).__name__})")
             run = _Run(self._wiring, run_id, sink)
-            run.replay(look, decisions)
+            run.load(look, decisions)
             if not run.finished:
                 attempt = await journal.claim(run_id)
                 run = _Run(self._wiring, run_id, sink)
-                run.replay(await journal.load(run_id), decisions)
+                run.load(await journal.load(run_id), decisions)
             else:  # read-only: claiming would fence out nobody's work for nothing
                 attempt = 0
             model = next((e.model for e in look if isinstance(e, Started)), wiring.model or "")

@@ -1,17 +1,16 @@
-"""The runner: advances one invocation of a run through its phases.
+"""The runner: the orchestration that advances one invocation of a run.
 
-Everything that changes a run is a journal entry. `_Run.apply` folds one entry into
-the state and the cursor (where the run is); a live run commits each entry with
-`commit` (buffer + apply) and a resume replays the loaded entries through the very
-same `apply`. So a resumed run is, by construction, where the crashed one was.
-Buffered entries are written (`flush`) before every side effect: an inference, a
+`_Run` extends the `Cursor` (``_cursor.py``: where the run is, and the pure decision
+of what comes next) with the side effects: it calls the hooks, the model and the
+tools, commits each entry they produce (`commit`: buffer + `Cursor.apply`) and writes
+buffered entries to the journal (`flush`) before every side effect: an inference, a
 tool call, the end of the invocation.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -20,8 +19,21 @@ import anyio
 import attrs
 
 from . import events as ev
-from ._fold import CallPlan, fold, merge_concurrent, reminders, resolve_call
-from ._log import Chain, Log
+from ._cursor import (
+    AFTER_INFERENCE,
+    APPROVE,
+    BEFORE_INFERENCE,
+    BEFORE_TOOLS,
+    INFER,
+    RUN_TOOLS,
+    STEP_END,
+    STEP_END_AFTER_TOOLS,
+    STEP_START,
+    SUSPENDED,
+    Cursor,
+)
+from ._fold import merge_concurrent
+from ._log import Chain
 from ._outcome import Outcome, Stats
 from ._plugins import HookFailed, PhaseHook
 from ._registry import ToolContext
@@ -36,12 +48,10 @@ from ._state import (
     ToolCall,
     ToolResult,
     ToolSpec,
-    replace_state,
 )
 from .errors import (
     InferenceError,
     JournalAppendFailed,
-    JournalCorrupt,
     MissingComponent,
     PatchConflict,
     PluginError,
@@ -52,7 +62,6 @@ from .errors import (
 )
 from .hookspecs import Context, Fallback, Retry
 from .journal import (
-    FINISHED,
     Committed,
     Decided,
     Ended,
@@ -65,7 +74,7 @@ from .journal import (
     ToolDone,
     Waiting,
 )
-from .patches import Patch, ReplaceMessage, SetWindow, Stop, Suspend
+from .patches import Patch, ReplaceMessage, SetWindow, Stop
 
 if TYPE_CHECKING:
     from ._wiring import Wiring
@@ -135,12 +144,17 @@ class _Deltas:
 OFF_LOOP_REDACTION = 64 * 1024  # characters of a tool result from which it is redacted in a worker thread
 
 
-class _Run:
-    """One invocation of one run. Private: `Agent` is the public face."""
+class _Run(Cursor):
+    """One invocation of one run: the orchestration that performs the side effects.
+
+    The cursor it extends says where the run is and what comes next; this class calls
+    the hooks, the model and the tools, commits what they return and writes it.
+    Private: `Agent` is the public face.
+    """
 
     def __init__(self, wiring: Wiring, run_id: str, sink: Callable[[ev.Event], None] | None) -> None:
+        super().__init__(run_id, wiring.model or "")
         self.wiring = wiring
-        self.run_id = run_id
         self.attempt = 0  # set from the Started entry once the run is claimed
         self.journal_failed = False  # an append failed: this invocation writes nothing more
         self.journal = wiring.journal
@@ -152,154 +166,12 @@ class _Run:
         self.buffer: list[Entry] = []
         self.lock = anyio.Lock()
         self.concurrent = False  # true while tool calls of a step run concurrently
-        self.position = 0  # entries applied (loaded + committed)
         self.written = 0  # entries in the journal as this attempt saw it: where its next append goes
         self.event_base = -1
         self.event_n = 0
-        # -- state and cursor (changed only by `apply`) --
-        self.state: RunState = RunState(run_id, wiring.model or "", Log())
-        self.phase: str | None = None  # last committed step-level phase
-        self.response: Response | None = None
-        self.calls: tuple[ToolCall, ...] = ()
-        self.plans: dict[str, CallPlan] = {}
-        self.results: dict[str, ToolResult] = {}
-        self.intended: set[str] = set()
-        self.done: set[str] = set()
-        self.waiting: dict[str, tuple[str, ...]] = {}  # call id -> its ToolSuspended requests
-        self.forwarded: dict[str, Decision] = {}  # decisions for those requests, by request id
-        self.requests_seen: set[str] = set()
-        self.offered: set[str] = set()  # tools some invocation of the run had loaded
-        self.decided: set[str] = set()
-        self.ended: str | None = None
-        self.ended_error: ErrorInfo | None = None
         self.preview: tuple[RunState | None, Request | None] = (None, None)
-        self.steps = self.llm_calls = self.tool_calls = self.tool_errors = self.retries = 0
 
-    # ------------------------------------------------------------------ folding
-
-    def apply(self, entry: Entry) -> None:
-        """Fold one journal entry into the state and the cursor (live and replay alike)."""
-        self.position += 1
-        kind = type(entry)
-        if kind is Committed:
-            self._apply_commit(entry)  # type: ignore[arg-type]
-        elif kind is Inferred:
-            self.response = entry.response  # type: ignore[attr-defined]
-            self.llm_calls += 1
-        elif kind is Intended:
-            call_id = entry.call_id  # type: ignore[attr-defined]
-            self.intended.add(call_id)
-            if self.waiting.pop(call_id, None) is None:  # a call made again after ToolSuspended counts once
-                self.tool_calls += 1
-        elif kind is ToolDone:
-            self.results[entry.call_id] = entry.result  # type: ignore[attr-defined]
-            self.tool_errors += entry.result.is_error  # type: ignore[attr-defined]
-        elif kind is Decided:
-            self._apply_decision(entry)  # type: ignore[arg-type]
-        elif kind is Waiting:
-            self._apply_waiting(entry)  # type: ignore[arg-type]
-        elif kind is Retried:
-            self.retries += 1
-        elif kind is Started:
-            self._apply_start(entry)  # type: ignore[arg-type]
-        elif kind is Ended:
-            self.ended = entry.reason  # type: ignore[attr-defined]
-            self.ended_error = entry.error  # type: ignore[attr-defined]
-            self.state = replace_state(self.state, status=entry.reason)  # type: ignore[attr-defined]
-
-    def _apply_start(self, entry: Started) -> None:
-        if entry.tools:
-            self.offered.update(entry.tools)
-        if entry.input is not None:  # the run's first invocation
-            messages: list[Message] = []
-            if entry.instructions:
-                messages.append(Message("system", entry.instructions))
-            if entry.input is not None:
-                messages.append(Message("user", entry.input))
-            self.state = RunState(self.run_id, entry.model, Log(messages))
-        else:
-            self.state = replace_state(self.state, status="running")
-
-    def _apply_commit(self, entry: Committed) -> None:
-        phase = entry.phase
-        state = self.state
-        if phase == "step_start":
-            self.steps += 1
-            self.response, self.calls = None, ()
-            self.plans, self.results, self.intended, self.done = {}, {}, set(), set()
-            if self.waiting:
-                self.waiting, self.forwarded = {}, {}
-            state = replace_state(state, step=entry.step)
-        elif phase == "after_inference":
-            response = self.response
-            assert response is not None, "after_inference committed without a recorded response"
-            self.calls = response.message.tool_calls
-            state = replace_state(
-                state,
-                messages=state.messages.append(response.message),
-                usage=state.usage + response.usage,
-                context=(),
-                tool_choice=None,
-            )
-        elif phase == "before_tool_execute":
-            call = self._call(entry.call_id)
-            plan = resolve_call(call, entry.patches)
-            self.plans[call.id] = plan
-            if plan.action in ("block", "provide"):
-                self.results[call.id] = ToolResult(plan.content, plan.is_error)
-            elif plan.action == "suspend":
-                self.requests_seen.add(f"{self.run_id}/{entry.step}/{call.id}")
-            patch_list = entry.patches
-            if plan.action != "suspend" and any(isinstance(p, Suspend) for p in patch_list):
-                patch_list = tuple(p for p in patch_list if not isinstance(p, Suspend))  # outvoted
-            self.state = fold(state, patch_list, call=call, sources=entry.sources)
-            self.phase = phase
-            return
-        elif phase == "after_tool_execute":
-            call_id = entry.call_id or ""
-            result = self.results[call_id]
-            content = result.content
-            for text in reminders(entry.patches):
-                content += f"\n\n<system-reminder>{text}</system-reminder>"
-            message = Message("tool", content, tool_call_id=call_id, is_error=result.is_error)
-            state = replace_state(state, messages=state.messages.append(message))
-            self.done.add(call_id)
-        if phase in ("run_start", "run_end"):
-            self.state = fold(state, entry.patches)
-            return
-        self.state = fold(state, entry.patches)
-        self.phase = phase
-
-    def _apply_waiting(self, entry: Waiting) -> None:
-        ids = tuple(r.id for r in entry.requests)
-        self.waiting[entry.call_id] = ids
-        self.requests_seen.update(ids)
-        # concurrent calls suspend in completion order; their requests wait in call order
-        position = {call.id: i for i, call in enumerate(self.calls)}
-        rank = {rid: position[call_id] for call_id, rids in self.waiting.items() for rid in rids}
-        pending = sorted(self.state.pending + entry.requests, key=lambda r: rank.get(r.id, -1))
-        self.state = replace_state(self.state, pending=tuple(pending))
-
-    def _apply_decision(self, entry: Decided) -> None:
-        state = self.state
-        request = next(r for r in state.pending if r.id == entry.request_id)
-        self.decided.add(request.id)
-        decision = entry.decision
-        if any(request.id in ids for ids in self.waiting.values()):
-            self.forwarded[request.id] = decision  # for the tool that suspended, when it is called again
-        elif isinstance(decision, Approve):
-            arguments = decision.arguments if decision.arguments is not None else self.plans[request.call.id].arguments
-            self.plans[request.call.id] = CallPlan("run", arguments)
-        else:
-            self.plans[request.call.id] = CallPlan("block", None, f"Denied: {decision.reason}", True)
-            self.results[request.call.id] = ToolResult(f"Denied: {decision.reason}", True)
-        self.state = replace_state(state, pending=tuple(r for r in state.pending if r.id != request.id))
-
-    def _call(self, call_id: str | None) -> ToolCall:
-        for call in self.calls:
-            if call.id == call_id:
-                return call
-        raise KeyError(f"no tool call {call_id!r} in step {self.state.step}")
+    # ------------------------------------------------------------------ committing
 
     def _redacted(self, entry: Entry) -> Entry:
         for redact in self.redactors:
@@ -450,26 +322,14 @@ class _Run:
 
     # ------------------------------------------------------------------ the invocation
 
-    @property
-    def finished(self) -> bool:
-        """The run completed or stopped: resuming it returns its recorded outcome."""
-        return self.ended in FINISHED
-
-    def replay(self, entries: Sequence[Entry], decisions: Mapping[str, Decision]) -> None:
-        """Fold recorded `entries` and check `decisions` against them.
+    def load(self, entries: Sequence[Entry], decisions: Mapping[str, Decision]) -> None:
+        """Fold recorded `entries` (`Cursor.replay`) and check `decisions` against them.
 
         Raises:
             JournalCorrupt: an entry does not fold (naming the run and the entry).
             UnknownRequest: a decision names a request the run never had.
         """
-        for index, entry in enumerate(entries):
-            try:
-                self.apply(entry)
-            except Exception as exc:
-                raise JournalCorrupt(
-                    f"run {self.run_id!r}: journal entry {index} ({type(entry).__name__}) does not fold onto "
-                    f"the entries before it: {type(exc).__name__}: {exc}"
-                ) from exc
+        self.replay(entries)
         self.written = len(entries)
         self._check_decisions(decisions)
 
@@ -523,7 +383,7 @@ class _Run:
             if not isinstance(decision, (Approve, Deny)):
                 raise TypeError(f"decision for {request_id!r} must be Approve(...) or Deny(...), got {decision!r}")
             if isinstance(decision, Approve):
-                tool = self._approved_tool(request_id)
+                tool = self.approved_tool(request_id)
                 if tool in self.offered and tool not in self.wiring.tools:
                     loaded = ", ".join(sorted(self.wiring.tools)) or "none"
                     raise MissingComponent(
@@ -531,15 +391,6 @@ class _Run:
                         f"which no loaded plugin registers (tools here: {loaded}); resume where that tool is "
                         "loaded, or deny the request. Nothing was changed."
                     )
-
-    def _approved_tool(self, request_id: str) -> str | None:
-        """The tool an approval of pending `request_id` lets run: the call that suspended
-        with it (a tool's own request), else the call the request is about."""
-        for call_id, requests in self.waiting.items():
-            if request_id in requests:
-                return self._call(call_id).name
-        request = next((r for r in self.state.pending if r.id == request_id), None)
-        return None if request is None else request.call.name
 
     def _decide(self, decisions: Mapping[str, Decision]) -> None:
         for request_id, decision in decisions.items():
@@ -590,33 +441,30 @@ class _Run:
         )
 
     async def drive(self) -> str:
-        """Advance phase by phase until the invocation ends; return the reason."""
+        """Make the cursor's next move until the invocation ends; return the reason."""
+        moves = self.moves
         while True:
-            phase = self.phase
-            stopping = self.state.stop is not None
-            if phase is None or phase == "step_end":
-                if stopping:
-                    return "completed" if self.state.stop.completed else "stopped"  # type: ignore[union-attr]
-                if phase == "step_end" and not self.calls and self._answered():
-                    return "completed"
-                await self.step_start()
-            elif stopping:
-                await self.run_phase("step_end")
-                self._emit_step_end()
-            elif phase == "step_start":
-                await self.before_inference()
-            elif phase == "before_inference":
-                if self.response is None:
-                    await self.infer()
-                await self.after_inference()
-            else:
-                if await self.tools():
-                    return "suspended"
+            move = self.next_move()
+            perform = moves.get(move)
+            if perform is None:
+                return move  # completed or stopped
+            if await perform():
+                return SUSPENDED
 
-    def _answered(self) -> bool:
-        """True when the last message is the step's final answer (nothing was added after it)."""
-        messages = self.state.messages
-        return bool(messages) and self.response is not None and messages[-1] is self.response.message
+    @property
+    def moves(self) -> dict[str, Callable[[], Awaitable[bool | None]]]:
+        """What each move of `Cursor.next_move` does; a move returning True suspends the run."""
+        return {
+            STEP_START: self.step_start,
+            BEFORE_INFERENCE: self.before_inference,
+            INFER: self.infer,
+            AFTER_INFERENCE: self.after_inference,
+            STEP_END: self.step_end,
+            BEFORE_TOOLS: self.befores,
+            APPROVE: self.approve,
+            RUN_TOOLS: self.run_tools,
+            STEP_END_AFTER_TOOLS: self.step_end_after_tools,
+        }
 
     # ------------------------------------------------------------------ step phases
 
@@ -749,46 +597,34 @@ class _Run:
 
     # ------------------------------------------------------------------ tool phases
 
-    async def tools(self) -> bool:
-        """Advance the tool stage of the step; return True if the run must suspend."""
-        calls = self.calls
-        if not calls:
-            await self.run_phase("step_end")
-            self._emit_step_end()
-            return False
+    async def step_end(self) -> None:
+        """StepEnd of a step without tool calls (the answer), or of a stopping step."""
+        await self.run_phase("step_end")
+        self._emit_step_end()
+
+    async def run_tools(self) -> None:
+        """[TOOL] for the step's calls without a result, through the strategy, and
+        AfterToolExecute for each call not done."""
+        todo = [c for c in self.calls if c.id not in self.done]
         strategy = self.wiring.strategy
-        concurrent = strategy is not None and strategy.concurrent
-        undecided = [c for c in calls if c.id not in self.plans]
-        if undecided:
-            await self.befores(undecided, concurrent)
-            return False
-        if self.state.pending:
-            await self._ask_approvers()
-            if self.state.pending:
-                return True
-        todo = [c for c in calls if c.id not in self.done]
-        if not todo:
-            await self.step_end_after_tools()
-            return False
-        if concurrent:
-            assert strategy is not None
-            self.concurrent = True
-            try:
-                await strategy.run([c for c in todo if c.id not in self.results], self.execute)
-            except BaseExceptionGroup as group:
-                raise _unwrap(group) from None
-            finally:
-                self.concurrent = False
-            await self.afters([c for c in todo if c.id in self.results], concurrent=True)
-        elif strategy is None:  # the kernel's default: one call after another, in call order
+        if strategy is None:  # the kernel's default: one call after another, in call order
             for call in todo:
                 await self._execute_then_after(call)
-        else:
-            try:
+            return
+        concurrent = strategy.concurrent
+        self.concurrent = concurrent
+        try:
+            if concurrent:
+                await strategy.run([c for c in todo if c.id not in self.results], self.execute)
+            else:
                 await strategy.run(todo, self._execute_then_after)
-            except BaseExceptionGroup as group:
-                raise _unwrap(group) from None
-        return False
+        except BaseExceptionGroup as group:
+            raise _unwrap(group) from None
+        finally:
+            self.concurrent = False
+        if concurrent:
+            calls = [c for c in todo if c.id in self.results]
+            await self.tool_phase_concurrently("after_tool_execute", calls, self._commit_after)
 
     async def call_tool_phase(
         self, phase: str, call: ToolCall, ctx: Context | None = None
@@ -815,8 +651,12 @@ class _Run:
         for call, patch_list, (_, sources) in zip(calls, merged, batches, strict=True):
             commit(call, patch_list, sources)
 
-    async def befores(self, calls: Sequence[ToolCall], concurrent: bool) -> None:
-        if concurrent:
+    async def befores(self) -> None:
+        """BeforeToolExecute for the step's calls not decided yet: on one snapshot under a
+        concurrent strategy, else one after another until a hook stops the run."""
+        calls = [c for c in self.calls if c.id not in self.plans]
+        strategy = self.wiring.strategy
+        if strategy is not None and strategy.concurrent:
             await self.tool_phase_concurrently("before_tool_execute", calls, self._commit_before)
             return
         for call in calls:
@@ -831,7 +671,8 @@ class _Run:
                 if request.call.id == call.id:
                     self.emit(ev.ApprovalRequested, request)
 
-    async def _ask_approvers(self) -> None:
+    async def approve(self) -> bool:
+        """Ask the approvers about the pending requests; True (suspend) if any is left."""
         for request in self.state.pending:
             for registered in self.wiring.approvers:
                 try:
@@ -841,13 +682,7 @@ class _Run:
                 if decision is not None:
                     self._decide({request.id: decision})
                     break
-
-    async def afters(self, calls: Sequence[ToolCall], *, concurrent: bool) -> None:
-        if concurrent:
-            await self.tool_phase_concurrently("after_tool_execute", calls, self._commit_after)
-            return
-        for call in calls:
-            await self._after(call)
+        return bool(self.state.pending)
 
     async def _after(self, call: ToolCall) -> None:
         self._commit_after(call, *await self.call_tool_phase("after_tool_execute", call))
