@@ -30,6 +30,18 @@ def test_sqlite_journal_benchmark_runs_and_reports_both_durability_modes() -> No
         assert figure in result.stdout, result.stdout
 
 
+def test_memory_curve_benchmark_runs_and_reports_the_resident_size() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "memory.py"), "--runs", "2000", "--every", "1000"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "resident MiB" in result.stdout and "\n    2000 " in result.stdout, result.stdout
+    assert "finished runs kept by the journal: 1000" in result.stdout, result.stdout
+
+
 def test_peers_benchmark_runs_its_kernel_rows_without_any_peer() -> None:
     """`peers.py --only agent-kernel` needs no peer framework and no venv of its own: CI stays offline from them."""
     result = subprocess.run(
