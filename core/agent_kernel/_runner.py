@@ -81,6 +81,7 @@ if TYPE_CHECKING:
 
 _NOTHING: tuple[tuple[Patch, ...], tuple[str, ...]] = ((), ())  # a phase call that returned no patch
 _NO_WRAP: AbstractAsyncContextManager[Any] = nullcontext()  # when no plugin wraps the awaited work
+_NO_SCOPE = nullcontext()  # an invocation without a timeout
 _NO_DECISIONS: Mapping[str, Decision] = MappingProxyType({})  # a tool called for the first time
 _INDEXED = (ReplaceMessage, SetWindow)
 UNKNOWN_OUTCOME = (
@@ -341,23 +342,26 @@ class _Run(Cursor):
         self.attempt = start.attempt
         reason, error = "error", None
         try:
-            with anyio.CancelScope() as scope:
-                if timeout is not None:
-                    scope.deadline = anyio.current_time() + timeout
+            # only a timeout needs a scope of its own: nobody else can cancel one
+            with (
+                anyio.CancelScope(deadline=anyio.current_time() + timeout)
+                if timeout is not None
+                else _NO_SCOPE as scope
+            ):
                 self.commit(start)
                 self._decide(decisions)
                 if self.listening:
                     self.emit(ev.RunStarted, self.attempt > 1, self.attempt)
                 await self.run_phase("run_start")
-                async with AsyncExitStack() as resources:
-                    ctx = self.context("run_start")
-                    for manager in self.wiring.wraps("agent_wrap_run", ctx=ctx):
-                        await resources.enter_async_context(_Resource(manager))
+                wrapped = "agent_wrap_run" in self.wiring.implemented
+                async with AsyncExitStack() if wrapped else _NO_WRAP as resources:
+                    if wrapped:
+                        for manager in self.wiring.wraps("agent_wrap_run", ctx=self.context("run_start")):
+                            await resources.enter_async_context(_Resource(manager))
                     reason = await self.drive()
-            if scope.cancelled_caught:
+            if scope is not None and scope.cancelled_caught:
                 reason = "cancelled"
-                if timeout is not None:
-                    error = ErrorInfo(f"timed out after {timeout} s", type="TimeoutError")
+                error = ErrorInfo(f"timed out after {timeout} s", type="TimeoutError")
         except (HookFailed, PluginError, _Failure, MissingComponent, PatchConflict, JournalAppendFailed) as exc:
             reason, error = "error", _error_info(exc)
         except StaleAttempt as exc:  # another attempt owns the run: end this one, write nothing, tell the caller
@@ -400,8 +404,8 @@ class _Run(Cursor):
     async def finish(self, reason: str, error: ErrorInfo | None, started: float) -> Outcome:
         """RunEnd: exactly once per invocation, whatever happened before."""
         with anyio.CancelScope(shield=True):
-            outcome = self.outcome(reason, error, started)
-            try:
+            try:  # the outcome so far is built only for a hook that receives it
+                outcome = self.outcome(reason, error, started) if self.wiring.phases["run_end"] else None
                 await self.run_phase("run_end", outcome)
             except (HookFailed, PluginError) as exc:
                 if error is None:  # a cancelled run stays cancelled; others become errors
