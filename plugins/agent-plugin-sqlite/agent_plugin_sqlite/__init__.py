@@ -34,11 +34,13 @@ Guarantees
   `append` checks the attempt in the same transaction as the insert and raises
   `StaleAttempt` naming both attempts. SQLite's file lock makes this hold between
   processes sharing the file.
-* Never blocks the event loop: SQLite runs in worker threads (`anyio.to_thread`),
-  under trio and asyncio alike. Writers in one process share one connection and are
-  group-committed: whoever holds the write lock commits every queued write in one
-  transaction, each in its own savepoint with its own fencing check. Reads use a
-  small pool of reader connections (WAL readers never block the writer).
+* Never blocks the event loop, under trio and asyncio alike: writes go to the
+  journal's writer thread, reads to worker threads (`anyio.to_thread`). Writers in
+  one process (any task, event loop or OS thread) share one connection and are
+  group-committed: the writer thread commits every write queued meanwhile in one
+  transaction, each in its own savepoint with its own fencing check, then wakes each
+  waiting task on its own event loop. Reads use a small pool of reader connections
+  (WAL readers never block the writer).
 * Schema: versioned with ``PRAGMA user_version`` and marked with ``PRAGMA
   application_id``; pending migrations (`agent_plugin_sqlite._schema.MIGRATIONS`) run on
   open in one transaction. A file from a newer schema, another application's SQLite

@@ -5,15 +5,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import anyio
 import anyio.to_thread
+import sniffio
 
 from agent_kernel import hookimpl
 from agent_kernel.errors import AgentError, JournalCorrupt, JournalUnavailable
@@ -55,16 +59,80 @@ _BUSY, _LOCKED, _CORRUPT, _FORMAT, _NOTADB = 5, 6, 11, 24, 26
 _IOERR_SHORT_READ = 522
 
 
+_Schedule = Callable[[Callable[[], object]], object]
+
+
 class _Op:
-    """One write waiting for the group commit: run `fn(conn)`, then report."""
+    """One write waiting for the group commit: the writer runs `fn(conn)`, keeps the
+    outcome, then has `schedule` (its event loop's thread-safe call-soon) call `wake`."""
 
-    __slots__ = ("done", "error", "fn", "result")
+    __slots__ = ("error", "fn", "result", "schedule", "wake")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+    def __init__(
+        self, fn: Callable[[sqlite3.Connection], Any], schedule: _Schedule, wake: Callable[[], object]
+    ) -> None:
         self.fn = fn
-        self.done = False
+        self.schedule = schedule
+        self.wake = wake
         self.result: Any = None
         self.error: BaseException | None = None
+
+
+def _call_soon_threadsafe() -> _Schedule:
+    """How another thread schedules a call on the running event loop (trio or asyncio)."""
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        return trio.lowlevel.current_trio_token().run_sync_soon
+    import asyncio
+
+    return asyncio.get_running_loop().call_soon_threadsafe
+
+
+class _Worker:
+    """A journal's writer thread and its queue of `_Op`; ``None`` in the queue stops it."""
+
+    __slots__ = ("ops", "stop", "thread")
+
+    def __init__(self, journal: SqliteJournal) -> None:
+        self.ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        # Also stops the thread when the journal is garbage-collected, and at exit.
+        self.stop = weakref.finalize(journal, self.ops.put, None)
+        self.thread = threading.Thread(
+            target=_serve, args=(weakref.ref(journal), self.ops), name=f"{journal!r} writer", daemon=True
+        )
+        self.thread.start()
+
+
+def _serve(journal_ref: weakref.ref[SqliteJournal], ops: queue.SimpleQueue[_Op | None]) -> None:
+    """The writer thread (it holds the journal only while running a batch)."""
+    while _serve_batch(journal_ref, ops):
+        pass
+
+
+def _serve_batch(journal_ref: weakref.ref[SqliteJournal], ops: queue.SimpleQueue[_Op | None]) -> bool:
+    """Wait for writes, run all those queued as one group commit, wake their waiters; False once stopped."""
+    queued = [ops.get()]
+    while not ops.empty():
+        queued.append(ops.get_nowait())
+    batch = [op for op in queued if op is not None]
+    if batch:
+        journal = journal_ref()
+        assert journal is not None  # every waiting task holds it
+        with journal._write_lock:
+            journal._run_batch(batch)
+        wakes: dict[_Schedule, list[Callable[[], object]]] = {}
+        for op in batch:
+            wakes.setdefault(op.schedule, []).append(op.wake)
+        for schedule, calls in wakes.items():  # one wake-up per event loop
+            with contextlib.suppress(RuntimeError):  # that loop is gone: nobody waits
+                schedule(partial(_call_all, calls))
+    return queued[-1] is not None  # the stop mark is always queued last
+
+
+def _call_all(calls: list[Callable[[], object]]) -> None:
+    for call in calls:
+        call()
 
 
 class SqliteJournal:
@@ -84,9 +152,11 @@ class SqliteJournal:
         timeout: seconds to wait for another process's lock on the file before
             raising `JournalUnavailable`.
 
-    All methods are async and run SQLite in worker threads (`anyio.to_thread`), so
-    they never block the event loop, under trio or asyncio. Concurrent writers in
-    one process are group-committed: one transaction, each write fenced separately.
+    All methods are async and never block the event loop, under trio or asyncio:
+    writes go to the journal's writer thread (started on first use, stopped by
+    `close`), which group-commits everything queued meanwhile, from any task, loop
+    or OS thread: one transaction, each write fenced separately. Reads run in worker
+    threads (`anyio.to_thread`).
 
     Raises (from any method):
         JournalCorrupt: the file is corrupted, truncated, not an agent-kernel journal,
@@ -108,12 +178,12 @@ class SqliteJournal:
         self.timeout = float(timeout)
         self._memory = self.path == ":memory:"
         self._codec: Codec | None = None
-        # Lock order: _write_lock, then _open_lock, then _pool_lock / _queue_lock.
-        self._write_lock = threading.Lock()  # held by the thread running a group commit
+        # Lock order: _write_lock, then _open_lock, then _pool_lock. _worker_lock stands alone.
+        self._write_lock = threading.Lock()  # held by the writer thread while it runs a group commit
         self._open_lock = threading.Lock()
         self._pool_lock = threading.Lock()
-        self._queue_lock = threading.Lock()
-        self._queue: list[_Op] = []
+        self._worker_lock = threading.Lock()
+        self._worker: _Worker | None = None
         self._writer: sqlite3.Connection | None = None
         self._pool: list[tuple[int, sqlite3.Connection]] = []
         self._generation = 0
@@ -153,9 +223,7 @@ class SqliteJournal:
                 claimed it, or it was never claimed), or the run does not hold
                 exactly `at` entries; nothing was written.
         """
-        codec = self._bound()
-        entries = list(entries)
-        await anyio.to_thread.run_sync(self._append_sync, codec, run_id, attempt, at, entries)
+        await self._write(self._append_fn(self._bound(), run_id, attempt, at, entries))
 
     async def load(self, run_id: str) -> list[Entry]:
         """All entries of `run_id` in order; ``[]`` for an unknown run."""
@@ -290,10 +358,16 @@ class SqliteJournal:
         return await self._write(partial(self._update_thread_op, thread_id, name, archived, meta))
 
     def close(self) -> None:
-        """Close the file's connections (the next use opens them again).
+        """Stop the writer thread and close the file's connections (the next use starts them again).
 
         Call it when no operation is in flight, e.g. once all runs are done.
         """
+        with self._worker_lock:
+            worker, self._worker = self._worker, None
+            if worker is not None:
+                worker.stop()
+        if worker is not None:
+            worker.thread.join()
         with self._write_lock, self._open_lock:
             writer, self._writer = self._writer, None
             self._corrupt = None
@@ -306,7 +380,7 @@ class SqliteJournal:
             writer.close()
 
     async def aclose(self) -> None:
-        """`close`, from async code (waits for the file's lock in a worker thread)."""
+        """`close`, from async code (waits for the writer thread in a worker thread)."""
         await anyio.to_thread.run_sync(self.close)
 
     # ------------------------------------------------------------------ opening
@@ -417,15 +491,31 @@ class SqliteJournal:
     # ------------------------------------------------------------------ running work in threads
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await anyio.to_thread.run_sync(self._submit, fn)
+        """Run `fn(conn)` in the writer thread's next group commit and return its result.
+
+        The wait is shielded from cancellation: once queued, the write may commit, so
+        the caller learns how it ended (a cancelled caller sees the cancellation at
+        its next checkpoint).
+        """
+        done = anyio.Event()
+        op = _Op(fn, _call_soon_threadsafe(), done.set)
+        with self._worker_lock:
+            if self._worker is None:
+                self._worker = _Worker(self)
+            self._worker.ops.put(op)
+        with anyio.CancelScope(shield=True):
+            await done.wait()
+        if op.error is not None:
+            raise op.error
+        return op.result  # type: ignore[no-any-return]
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._memory:  # one connection: the writer's
+            return await self._write(fn)
         return await anyio.to_thread.run_sync(self._read_sync, fn)
 
     def _read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` in a read transaction on a pooled reader connection (WAL: never blocks writers)."""
-        if self._memory:
-            return self._submit(fn)  # type: ignore[no-any-return]
         self._ensure_open()
         with self._pool_lock:
             generation = self._generation
@@ -450,37 +540,19 @@ class SqliteJournal:
             if conn is not None:
                 conn.close()
 
-    def _submit(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run `fn(conn)` inside a write transaction and return its result (group commit).
-
-        The calling thread queues its operation, then takes the write lock. Whoever
-        holds the lock takes every queued operation and runs them all in one
-        ``BEGIN IMMEDIATE`` transaction, each in its own savepoint (so one failing
-        operation, e.g. a stale append, does not undo the others), and commits once.
-        A thread whose operation a previous holder already committed just returns.
-        """
-        op = _Op(fn)
-        with self._queue_lock:
-            self._queue.append(op)
-        with self._write_lock:
-            if not op.done:
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._run_batch(batch)
-        if op.error is not None:
-            raise op.error
-        return op.result
-
     def _run_batch(self, batch: list[_Op]) -> None:
+        """Run `batch` as one group commit and keep each op's result or error; never raises.
+
+        One ``BEGIN IMMEDIATE`` transaction, each op in its own savepoint (so one
+        failing op, e.g. a stale append, does not undo the others), one commit.
+        """
         try:
-            try:
-                conn = self._ensure_open()
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise self._error(exc, "starting a transaction") from exc
-        except Exception as exc:
+            conn = self._ensure_open()
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            error = self._error(exc, "starting a transaction") if isinstance(exc, sqlite3.Error) else exc
             for op in batch:
-                op.error, op.done = exc, True
+                op.error = error
             return
         ok: list[_Op] = []
         try:
@@ -502,11 +574,6 @@ class SqliteJournal:
             for op in batch:
                 if op.error is None:
                     op.result, op.error = None, error
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            for op in batch:
-                op.done = True
 
     def _run_op(self, conn: sqlite3.Connection, op: _Op, ok: list[_Op]) -> bool:
         try:
@@ -520,7 +587,7 @@ class SqliteJournal:
         ok.append(op)
         return True
 
-    # ------------------------------------------------------------------ operations (worker threads)
+    # ------------------------------------------------------------------ operations (writer and worker threads)
 
     def _claim_op(self, run_id: str, conn: sqlite3.Connection) -> int:
         now = time.time()
@@ -532,7 +599,10 @@ class SqliteJournal:
         conn.execute("UPDATE runs SET attempt = ?, updated = ? WHERE id = ?", (attempt, now, run_id))
         return attempt
 
-    def _append_sync(self, codec: Codec, run_id: str, attempt: int, at: int, entries: list[Entry]) -> None:
+    def _append_fn(
+        self, codec: Codec, run_id: str, attempt: int, at: int, entries: Sequence[Entry]
+    ) -> Callable[[sqlite3.Connection], None]:
+        """The write op appending `entries` (encoded here, so the writer thread only runs SQL)."""
         rows: list[tuple[str, str]] = []
         status: str | None = None
         model: str | None = None
@@ -542,7 +612,7 @@ class SqliteJournal:
                 status, model = "running", entry.model
             elif isinstance(entry, Ended):
                 status = entry.reason
-        self._submit(partial(self._append_op, run_id, attempt, at, rows, status, model))
+        return partial(self._append_op, run_id, attempt, at, rows, status, model)
 
     def _append_op(
         self,

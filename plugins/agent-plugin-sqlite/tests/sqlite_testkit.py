@@ -1,15 +1,21 @@
 """Plugins and scenarios shared by the tests and by the subprocesses they start.
 
 Only the kernel's public API and its testing kit are used, so the scripts that the
-cross-process tests run in fresh interpreters build exactly the same agents.
+cross-process tests run in fresh interpreters build exactly the same agents;
+`holding_the_writer` (for in-process tests) reaches into the journal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
+
+import anyio
+import anyio.to_thread
 
 from agent_kernel import Agent, Retry, StateKey, ToolResult, ToolSpec, hookimpl, patches
 from agent_kernel.testing import ScriptedModel, fault, text, tool_call
@@ -125,3 +131,22 @@ def codec_agent(path: str | os.PathLike[str], **options: Any) -> tuple[Agent, Sq
     journal = SqliteJournal(path, **options)
     agent = Agent(model="scripted", plugins=[ScriptedModel([text("ok")]), Tools(), journal], autoload=False)
     return agent, journal
+
+
+@contextlib.asynccontextmanager
+async def holding_the_writer(journal: SqliteJournal) -> AsyncIterator[None]:
+    """Keep `journal`'s writer thread inside a write of its own until the block exits,
+    so that the writes made meanwhile queue up and then run as one group commit."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(conn: Any) -> None:
+        entered.set()
+        release.wait()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(journal._write, hold)
+        assert await anyio.to_thread.run_sync(entered.wait, 10), "the writer never ran the holding write"
+        try:
+            yield
+        finally:
+            release.set()

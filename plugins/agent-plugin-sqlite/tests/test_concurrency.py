@@ -7,13 +7,15 @@ import threading
 
 import pytest
 import trio
-from sqlite_testkit import Tools, codec_agent
+import trio.testing
+from sqlite_testkit import Tools, codec_agent, holding_the_writer
 
 from agent_kernel import Agent
 from agent_kernel.errors import StaleAttempt
 from agent_kernel.journal import Ended, Retried, Started
 from agent_kernel.testing import ScriptedModel, text, tool_call
 from agent_plugin_sqlite import SqliteJournal
+from agent_plugin_sqlite._journal import _Op
 
 
 async def test_200_concurrent_runs_of_a_scripted_agent(db):
@@ -65,18 +67,11 @@ async def test_a_stale_append_in_a_group_commit_fails_alone(db):
         except StaleAttempt as exc:
             results[i] = exc
 
-    journal._write_lock.acquire()  # hold the writer so that all appends queue up into one batch
-    async with trio.open_nursery() as nursery:
-        try:
-            for i in range(10):
-                nursery.start_soon(append, i)
-            with trio.fail_after(10):
-                while len(journal._queue) < 10:
-                    await trio.sleep(0.001)
-            batch = list(journal._queue)
-        finally:
-            journal._write_lock.release()
-    assert len(batch) == 10
+    async with trio.open_nursery() as nursery, holding_the_writer(journal):
+        for i in range(10):
+            nursery.start_soon(append, i)
+        await trio.testing.wait_all_tasks_blocked()
+        assert journal._worker.ops.qsize() == 10  # so the writer takes them as one batch
     assert isinstance(results[0], StaleAttempt)
     assert all(results[i] == "ok" for i in range(1, 10))
     for i in range(1, 10):
@@ -115,7 +110,10 @@ async def who_releases_the_lock(db: str, *, in_loop: bool) -> str:
         timer.start()
         nursery.start_soon(ticker)
         if in_loop:  # what a journal that blocks the loop would do
-            journal._append_sync(journal._bound(), "locked", 1, 0, entries)
+            fn = journal._append_fn(journal._bound(), "locked", 1, 0, entries)
+            op = _Op(fn, lambda call: None, lambda: None)
+            journal._run_batch([op])
+            assert op.error is None
         else:
             await journal.append("locked", 1, entries, at=0)
         nursery.cancel_scope.cancel()
@@ -170,7 +168,6 @@ async def test_a_failed_group_commit_fails_every_write_in_it(db, monkeypatch):
             raise sqlite3.OperationalError("database or disk is full")
         return run_op(conn, op, ok)
 
-    monkeypatch.setattr(journal, "_run_op", failing_run_op)
     results: dict[int, object] = {}
 
     async def append(i: int) -> None:
@@ -180,16 +177,12 @@ async def test_a_failed_group_commit_fails_every_write_in_it(db, monkeypatch):
         except JournalUnavailable as exc:
             results[i] = exc
 
-    journal._write_lock.acquire()
-    async with trio.open_nursery() as nursery:
-        try:
-            for i in range(3):
-                nursery.start_soon(append, i)
-            with trio.fail_after(10):
-                while len(journal._queue) < 3:
-                    await trio.sleep(0.001)
-        finally:
-            journal._write_lock.release()
+    async with trio.open_nursery() as nursery, holding_the_writer(journal):
+        monkeypatch.setattr(journal, "_run_op", failing_run_op)  # the holding write already runs
+        for i in range(3):
+            nursery.start_soon(append, i)
+        await trio.testing.wait_all_tasks_blocked()
+        assert journal._worker.ops.qsize() == 3
     assert len(calls) == 2  # the third write never ran
     assert all(isinstance(results[i], JournalUnavailable) for i in range(3)), results
     assert "disk is full" in str(results[0])
