@@ -14,7 +14,7 @@ import pytest
 
 from agent_kernel import Agent, Context, StateKey, hookimpl, patches
 from agent_kernel._fold import merge_concurrent
-from agent_kernel._plugins import instance_types
+from agent_kernel._state import instance_types
 from agent_kernel.errors import PatchConflict, PluginLoadError
 from agent_kernel.testing import CodecJournal, ScriptedModel, install_distribution, text
 

@@ -11,11 +11,9 @@ import contextlib
 import difflib
 import inspect
 import os
-import reprlib
 import sys
 import types
-import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +23,10 @@ from attrs import frozen
 from . import hookspecs
 from .errors import PluginError, PluginLoadError
 from .hookspecs import PHASES
-from .patches import ALLOWED, IncrementData, Patch, SetData
+from .patches import ALLOWED, Checking, Patch
 
 if TYPE_CHECKING:
-    from ._serde import JsonCodec
-    from ._state import StateKey
+    pass
 
 GROUP = "agent_kernel.plugins"
 ENV_DISABLE = "AGENT_KERNEL_DISABLE_PLUGIN_AUTOLOAD"
@@ -366,7 +363,6 @@ class PhaseHook:
         "name",
         "noted",
         "pluggy_impls",
-        "state_types",
         "via_pluggy",
         "wrappers",
     )
@@ -385,7 +381,6 @@ class PhaseHook:
         self.wrappers = "|".join(sorted({i.plugin_name for i in impls if i.wrapper})) or "?"
         self.noted: dict[int, str] = {}  # id(result) -> plugin, during one call through pluggy
         self.pluggy_impls = [self._noting(i) for i in caller.get_hookimpls()] if self.via_pluggy else []
-        self.state_types: dict[str, tuple[type, ...] | None] = {}  # state key name -> what isinstance accepts
 
     def _noting(self, impl: pluggy.HookImpl) -> pluggy.HookImpl:
         """A copy of `impl` that notes which plugin returned which result object."""
@@ -451,17 +446,12 @@ class PhaseHook:
             raise HookFailed(blame_caller(self.caller, exc), self.name, exc) from exc
         return [(self.noted.get(id(result), self.wrappers), result) for result in results]
 
-    def validate(
-        self,
-        plugin: str,
-        result: Any,
-        state_keys: Mapping[str, StateKey[Any]] | None = None,
-        codec: JsonCodec | None = None,
-    ) -> list[Patch]:
+    def validate(self, plugin: str, result: Any, checking: Checking | None = None) -> list[Patch]:
         """Check a result's shape and legality; raise `PluginError` naming the plugin.
 
-        With the agent's declared `state_keys`, `SetData` and `IncrementData` are checked
-        as well (see `check_state`), so a mistake fails the run now, not its resume.
+        With a `checking`, each patch is also checked against the run (`Patch.check`:
+        declared state keys and their types, message indexes), so a mistake fails the
+        run now, not its resume.
         """
         if not isinstance(result, (list, tuple)):
             raise PluginError(
@@ -479,116 +469,11 @@ class PhaseHook:
                     plugin=plugin,
                     hook=self.name,
                 )
-            if (kind is SetData or kind is IncrementData) and state_keys is not None:
-                self.check_state(plugin, patch, state_keys, codec)
+            if checking is not None:
+                problem = patch.check(checking)
+                if problem is not None:
+                    raise PluginError(problem, plugin=plugin, hook=self.name)
         return list(result)
-
-    def check_state(
-        self,
-        plugin: str,
-        patch: SetData | IncrementData,
-        state_keys: Mapping[str, StateKey[Any]],
-        codec: JsonCodec | None,
-    ) -> None:
-        """Refuse a state patch that would not survive the journal (DESIGN §4).
-
-        The key must be declared (``runtime.add_state_key``), and the value (or the
-        amount of an `IncrementData`) an instance of the declared type: its outer type
-        for containers (``list[int]`` checks ``list``); ``float`` accepts ``int``;
-        ``int`` refuses ``bool``; ``Any`` and types isinstance cannot check accept
-        anything. Once the agent serialises (a persistent journal, or
-        `agent_kernel.testing.CodecJournal`), the declared type must also be one its
-        converter can structure. A dict lookup and an isinstance per patch: values
-        are not round-tripped here.
-
-        Raises:
-            PluginError: naming the plugin, the hook, the key and what was wrong.
-        """
-        key = patch.key
-        declared = state_keys.get(key.name)
-        kind = type(patch).__name__
-        if declared is None:
-            raise PluginError(
-                f"returned {kind} on state key {key.name!r}, which is not declared: declare it in "
-                "agent_register_runtime with runtime.add_state_key(KEY), so that its values are journaled "
-                "with their type and the run can be resumed",
-                plugin=plugin,
-                hook=self.name,
-            )
-        accepted = self.state_types.get(key.name, _UNSET)
-        if accepted is _UNSET:
-            accepted = self.state_types[key.name] = instance_types(declared.type)
-        if isinstance(patch, SetData):
-            value, what = patch.value, "a value"
-        else:
-            value, what = patch.by, "an amount"
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                accepted = (int, float)  # whatever the key's type, `by` is a number
-        if accepted is not None and (not isinstance(value, accepted) or (type(value) is bool and bool not in accepted)):
-            raise PluginError(
-                f"returned {kind} on state key {key.name!r} with {what} of type {type(value).__name__} "
-                f"({reprlib.repr(value)}), but the key is declared with type {type_name(declared.type)}",
-                plugin=plugin,
-                hook=self.name,
-            )
-        problem = codec.type_problem(declared) if codec is not None else None
-        if problem is not None:
-            raise PluginError(
-                f"returned {kind} on state key {key.name!r}, declared with type {type_name(declared.type)}, "
-                f"which this agent's converter cannot serialise ({problem}); register (un)structure hooks "
-                "for it in agent_configure_converter, or declare the key with a serialisable type",
-                plugin=plugin,
-                hook=self.name,
-            )
-
-
-_UNSET: Any = object()
-
-
-def type_name(t: Any) -> str:
-    """``int``, ``list[str]``, ``mypkg.Budget | None``: a type as a plugin author wrote it."""
-    if isinstance(t, type) and not typing.get_args(t):
-        return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-    return repr(t).replace("typing.", "")
-
-
-def instance_types(t: Any) -> tuple[type, ...] | None:
-    """What ``isinstance`` should accept for a value of the type `t`, or None to accept anything.
-
-    Containers check their outer type (``list[int]`` -> ``list``), unions each member,
-    ``Literal`` the types of its values; ``float`` also accepts ``int``. Types
-    isinstance cannot check (``Any``, type variables, forward references,
-    non-runtime protocols) give None.
-    """
-    if t is None or t is type(None):
-        return (type(None),)
-    origin = typing.get_origin(t)
-    if origin is typing.Annotated:
-        return instance_types(typing.get_args(t)[0])
-    if origin is typing.Union or origin is types.UnionType:
-        found: list[type] = []
-        for member in typing.get_args(t):
-            inner = instance_types(member)
-            if inner is None:
-                return None
-            found.extend(inner)
-        return tuple(found)
-    if origin is typing.Literal:
-        return tuple({type(v) for v in typing.get_args(t)})
-    if origin is not None:
-        t = origin
-    supertype = getattr(t, "__supertype__", None)  # typing.NewType
-    if supertype is not None:
-        return instance_types(supertype)
-    if typing.is_typeddict(t):
-        return (dict,)
-    if not isinstance(t, type) or t is object:
-        return None
-    try:
-        isinstance(None, t)
-    except TypeError:  # a protocol that is not runtime_checkable, and the like
-        return None
-    return (int, float) if t is float else (t,)
 
 
 def blame_caller(caller: pluggy.HookCaller, exc: BaseException) -> str:

@@ -74,7 +74,7 @@ from .journal import (
     ToolDone,
     Waiting,
 )
-from .patches import Patch, ReplaceMessage, SetWindow, Stop
+from .patches import Checking, Patch, Stop
 
 if TYPE_CHECKING:
     from ._wiring import Wiring
@@ -83,7 +83,6 @@ _NOTHING: tuple[tuple[Patch, ...], tuple[str, ...]] = ((), ())  # a phase call t
 _NO_WRAP: AbstractAsyncContextManager[Any] = nullcontext()  # when no plugin wraps the awaited work
 _NO_SCOPE = nullcontext()  # an invocation without a timeout
 _NO_DECISIONS: Mapping[str, Decision] = MappingProxyType({})  # a tool called for the first time
-_INDEXED = (ReplaceMessage, SetWindow)
 UNKNOWN_OUTCOME = (
     "The outcome of this tool call is unknown: the run was interrupted while it ran and "
     "the tool is not idempotent, so it was not run again. Check before retrying."
@@ -260,33 +259,15 @@ class _Run(Cursor):
             results = await self._await_all(hook, results)
         patch_list: list[Patch] = []
         sources: list[str] = []
+        wiring = self.wiring
+        checking = Checking(self.state.messages, wiring.state_keys, wiring.codec, wiring.state_types)
         for plugin, result in results:
             if result is None:
                 continue
-            valid = hook.validate(plugin, result, self.wiring.state_keys, self.wiring.codec)
-            for patch in valid:
-                if type(patch) in _INDEXED:
-                    self._check_index(patch, plugin, hook.name)
+            valid = hook.validate(plugin, result, checking)
             patch_list.extend(valid)
             sources.extend([plugin] * len(valid))
         return tuple(patch_list), tuple(sources)
-
-    def _check_index(self, patch: Patch, plugin: str, hook: str) -> None:
-        """Refuse message indexes that do not fit the conversation."""
-        messages = self.state.messages
-        if isinstance(patch, ReplaceMessage) and not 0 <= patch.index < len(messages):
-            raise PluginError(
-                f"ReplaceMessage index {patch.index} is outside 0..{len(messages) - 1}", plugin=plugin, hook=hook
-            )
-        if isinstance(patch, SetWindow):
-            if not 0 <= patch.start <= len(messages):
-                raise PluginError(
-                    f"SetWindow start {patch.start} is outside 0..{len(messages)}", plugin=plugin, hook=hook
-                )
-            if patch.start < len(messages) and messages[patch.start].role == "tool":
-                raise PluginError(
-                    f"SetWindow start {patch.start} would split a tool result from its call", plugin=plugin, hook=hook
-                )
 
     async def _await_all(self, hook: PhaseHook, results: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
         """Await the coroutines among `results` concurrently, keeping their positions."""

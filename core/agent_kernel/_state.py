@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Generic, Literal, TypeVar, final
@@ -287,3 +289,52 @@ def _make_replace(cls: type[T]) -> Callable[..., T]:
 
 
 replace_state = _make_replace(RunState)
+
+
+# ------------------------------------------------------------------ types of state keys
+
+
+def type_name(t: Any) -> str:
+    """``int``, ``list[str]``, ``mypkg.Budget | None``: a type as a plugin author wrote it."""
+    if isinstance(t, type) and not typing.get_args(t):
+        return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+    return repr(t).replace("typing.", "")
+
+
+def instance_types(t: Any) -> tuple[type, ...] | None:
+    """What ``isinstance`` should accept for a value of the type `t`, or None to accept anything.
+
+    Containers check their outer type (``list[int]`` -> ``list``), unions each member,
+    ``Literal`` the types of its values; ``float`` also accepts ``int``. Types
+    isinstance cannot check (``Any``, type variables, forward references,
+    non-runtime protocols) give None.
+    """
+    if t is None or t is type(None):
+        return (type(None),)
+    origin = typing.get_origin(t)
+    if origin is typing.Annotated:
+        return instance_types(typing.get_args(t)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        found: list[type] = []
+        for member in typing.get_args(t):
+            inner = instance_types(member)
+            if inner is None:
+                return None
+            found.extend(inner)
+        return tuple(found)
+    if origin is typing.Literal:
+        return tuple({type(v) for v in typing.get_args(t)})
+    if origin is not None:
+        t = origin
+    supertype = getattr(t, "__supertype__", None)  # typing.NewType
+    if supertype is not None:
+        return instance_types(supertype)
+    if typing.is_typeddict(t):
+        return (dict,)
+    if not isinstance(t, type) or t is object:
+        return None
+    try:
+        isinstance(None, t)
+    except TypeError:  # a protocol that is not runtime_checkable, and the like
+        return None
+    return (int, float) if t is float else (t,)

@@ -50,8 +50,9 @@ _INSTALL_HINT = {
 class Wiring:
     """The resolved plugin set of one agent, and its settings for runs.
 
-    Frozen: nothing here changes after the agent is built, except two caches that
-    only remember what they computed (executors by model string, the visible tools).
+    Frozen: nothing here changes after the agent is built, except caches that only
+    remember what they computed (executors by model string, the visible tools, what
+    isinstance accepts for each state key).
     """
 
     pm: pluggy.PluginManager
@@ -77,6 +78,7 @@ class Wiring:
     # no AfterInference or BeforeToolExecute hook, no observer, a sequential strategy.
     straight_to_tools: bool
     log: logging.Logger = _log
+    state_types: dict[str, tuple[type, ...] | None] = field(factory=dict)  # `patches.Checking.types`
     _executors: dict[str, tuple[ModelExecutor, str]] = field(factory=dict)
     _tool_view: list[Any] = field(factory=lambda: [None, None])  # [key, specs]
 

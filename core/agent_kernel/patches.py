@@ -5,9 +5,10 @@ against the phase's legality table (`ALLOWED`), journals the list, and folds it 
 the run's state in pluggy call order. Patches are small frozen values and serialise
 through the kernel's converter.
 
-Each patch class owns its rules: the phases it is legal in (`phases`) and how it
-folds into a state (`fold`). The table of which patch types each phase accepts,
-`ALLOWED`, is derived from them (rendered in docs/hooks.md).
+Each patch class owns its rules: the phases it is legal in (`phases`), what it is
+checked against when a hook returns it (`check`) and how it folds into a state
+(`fold`). The table of which patch types each phase accepts, `ALLOWED`, is derived
+from them (rendered in docs/hooks.md).
 
 `AppendMessages` after inference is added after the assistant message (for
 example, feedback for the model's next step). Tool-scoped patches (`Block`,
@@ -18,9 +19,10 @@ when several plugins return them, the first in call order decides (`Block` and
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from attrs import field, frozen
 
@@ -33,9 +35,15 @@ from ._state import (
     StopInfo,
     ToolCall,
     freeze_mapping,
+    instance_types,
     replace_state,
+    type_name,
 )
 from .hookspecs import PHASES
+
+if TYPE_CHECKING:
+    from ._log import Log
+    from ._serde import JsonCodec
 
 __all__ = [
     "ALLOWED",
@@ -97,18 +105,93 @@ class Folding:
         return replace_state(self.state, **self.changes) if self.changes else self.state
 
 
+class Checking:
+    """What the patches a hook returned are checked against (see `Patch.check`).
+
+    Args:
+        messages: the conversation as the hook saw it.
+        state_keys: the agent's declared state keys.
+        codec: the agent's codec (types it cannot serialise are refused once it exists).
+        types: a cache, per state key name, of what isinstance accepts for its values.
+    """
+
+    __slots__ = ("codec", "messages", "state_keys", "types")
+
+    def __init__(
+        self,
+        messages: Log[Message],
+        state_keys: Mapping[str, StateKey[Any]],
+        codec: JsonCodec | None,
+        types: dict[str, tuple[type, ...] | None],
+    ) -> None:
+        self.messages = messages
+        self.state_keys = state_keys
+        self.codec = codec
+        self.types = types
+
+
 @frozen
 class Patch:
     """Base class of every patch.
 
-    `phases` names the phase hooks that may return it; `fold` applies it to a state.
+    `phases` names the phase hooks that may return it; `check` says why it cannot
+    apply to the run; `fold` applies it to a state.
     """
 
     phases: ClassVar[frozenset[str]] = frozenset()
 
+    def check(self, checking: Checking) -> str | None:
+        """Why this patch cannot apply to the run (the kernel ends the run with that
+        error, naming the plugin and hook), or None (by default: nothing to check)."""
+        return None
+
     def fold(self, folding: Folding) -> None:
         """Apply this patch to the state being folded (by default: no change, as for
         tool-scoped patches, which the kernel reads per call)."""
+
+
+def _check_state_value(patch: SetData | IncrementData, value: Any, what: str, checking: Checking) -> str | None:
+    """Refuse a state patch that would not survive the journal (DESIGN §4).
+
+    The key must be declared (``runtime.add_state_key``), and the value (or the
+    amount of an `IncrementData`) an instance of the declared type: its outer type
+    for containers (``list[int]`` checks ``list``); ``float`` accepts ``int``;
+    ``int`` refuses ``bool``; ``Any`` and types isinstance cannot check accept
+    anything. Once the agent serialises (a persistent journal, or
+    `agent_kernel.testing.CodecJournal`), the declared type must also be one its
+    converter can structure. A dict lookup and an isinstance per patch: values
+    are not round-tripped here.
+    """
+    key = patch.key
+    declared = checking.state_keys.get(key.name)
+    kind = type(patch).__name__
+    if declared is None:
+        return (
+            f"returned {kind} on state key {key.name!r}, which is not declared: declare it in "
+            "agent_register_runtime with runtime.add_state_key(KEY), so that its values are journaled "
+            "with their type and the run can be resumed"
+        )
+    accepted = checking.types.get(key.name, _UNSET)
+    if accepted is _UNSET:
+        accepted = checking.types[key.name] = instance_types(declared.type)
+    if isinstance(patch, IncrementData) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        accepted = (int, float)  # whatever the key's type, `by` is a number
+    if accepted is not None and (not isinstance(value, accepted) or (type(value) is bool and bool not in accepted)):
+        return (
+            f"returned {kind} on state key {key.name!r} with {what} of type {type(value).__name__} "
+            f"({reprlib.repr(value)}), but the key is declared with type {type_name(declared.type)}"
+        )
+    problem = checking.codec.type_problem(declared) if checking.codec is not None else None
+    if problem is not None:
+        return (
+            f"returned {kind} on state key {key.name!r}, declared with type {type_name(declared.type)}, "
+            f"which this agent's converter cannot serialise ({problem}); register (un)structure hooks "
+            "for it in agent_configure_converter, or declare the key with a serialisable type"
+        )
+    return None
+
+
+_UNSET: Any = object()
 
 
 def _tuple_of_messages(messages: Iterable[Message]) -> tuple[Message, ...]:
@@ -158,6 +241,9 @@ class SetData(Patch):
     key: StateKey[Any]
     value: Any
 
+    def check(self, checking: Checking) -> str | None:
+        return _check_state_value(self, self.value, "a value", checking)
+
     def fold(self, folding: Folding) -> None:
         folding.write_data()[self.key.name] = self.value
 
@@ -173,6 +259,9 @@ class IncrementData(Patch):
     phases: ClassVar[frozenset[str]] = _ALL_PHASES
     key: StateKey[Any]
     by: int | float = 1
+
+    def check(self, checking: Checking) -> str | None:
+        return _check_state_value(self, self.by, "an amount", checking)
 
     def fold(self, folding: Folding) -> None:
         data = folding.write_data()
@@ -268,6 +357,14 @@ class SetWindow(Patch):
     start: int
     summary: str = ""
 
+    def check(self, checking: Checking) -> str | None:
+        messages = checking.messages
+        if not 0 <= self.start <= len(messages):
+            return f"SetWindow start {self.start} is outside 0..{len(messages)}"
+        if self.start < len(messages) and messages[self.start].role == "tool":
+            return f"SetWindow start {self.start} would split a tool result from its call"
+        return None
+
     def fold(self, folding: Folding) -> None:
         folding.changes["window_start"], folding.changes["summary"] = self.start, self.summary
 
@@ -279,6 +376,11 @@ class ReplaceMessage(Patch):
     phases: ClassVar[frozenset[str]] = _SETUP
     index: int
     message: Message
+
+    def check(self, checking: Checking) -> str | None:
+        if not 0 <= self.index < len(checking.messages):
+            return f"ReplaceMessage index {self.index} is outside 0..{len(checking.messages) - 1}"
+        return None
 
     def fold(self, folding: Folding) -> None:
         folding.changes["messages"] = folding.get("messages").replace(self.index, self.message)
