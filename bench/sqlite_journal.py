@@ -9,7 +9,11 @@ in the same process. A second table runs CONCURRENT runs at once (group commit).
         [--concurrent 50] [--dir DIR]
 
 `--dir` chooses where the journal files go (default: a temporary directory); the
-``commit`` figures are dominated by that disk's fsync latency.
+``commit`` figures are dominated by that disk's fsync latency. So each journal row
+is also compared with its floor, measured in the same process: bare SQLite doing
+the same number of write transactions per step (one row each, the same WAL mode and
+``synchronous`` setting, no thread, no kernel). With ``commit`` that floor is the
+disk's fsync time times the durable writes a step needs.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -102,6 +107,25 @@ async def per_step(journal: Any, steps: int, runs: int, concurrent: int) -> floa
     return statistics.median(samples)
 
 
+def bare_sqlite_per_step(path: str, durability: str, writes: int, steps: int, runs: int) -> float:
+    """Seconds per step of `writes` bare write transactions (one 600-byte row each), median of `runs`."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'commit' else 'NORMAL'}")
+    conn.execute("CREATE TABLE entries (seq INTEGER PRIMARY KEY, data TEXT)")
+    row = ("x" * 600,)
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        for _ in range(steps * writes):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO entries (data) VALUES (?)", row)
+            conn.execute("COMMIT")
+        samples.append((time.perf_counter() - started) / steps)
+    conn.close()
+    return statistics.median(samples)
+
+
 async def main(args: argparse.Namespace) -> None:
     if args.dir:
         await measure(args, args.dir)
@@ -119,8 +143,15 @@ async def measure(args: argparse.Namespace, directory: str) -> None:
     counting = Counting()
     await per_step(counting, args.steps, 1, 1)
     appends = counting.appends / (2 * (args.steps + 1))
+    writes = round(appends)
     print(f"workload: {args.steps} steps per run, 1 tool call per step, ~{appends:.1f} journal appends per step")
     print(f"journal files in {directory}\n")
+    floors = {
+        durability: bare_sqlite_per_step(
+            os.path.join(directory, f"floor-{durability}.db"), durability, writes, args.steps, args.runs
+        )
+        for durability in ("batched", "commit")
+    }
     for concurrent in (1, args.concurrent):
         title = "one run at a time" if concurrent == 1 else f"{concurrent} concurrent runs"
         rounds = args.runs if concurrent == 1 else max(1, args.runs // 2)
@@ -130,7 +161,11 @@ async def measure(args: argparse.Namespace, directory: str) -> None:
         for durability in ("batched", "commit"):
             cost = await per_step(sqlite(durability), args.steps, rounds, concurrent)
             label = f"SqliteJournal({durability!r})"
-            print(f"  {label:<28} {cost * 1e6:9.1f} µs  {cost / memory:5.1f}x")
+            line = f"  {label:<28} {cost * 1e6:9.1f} µs  {cost / memory:5.1f}x"
+            if concurrent == 1:
+                floor = floors[durability]
+                line += f"   floor ({writes} bare transactions) {floor * 1e6:7.1f} µs, {cost / floor:4.2f}x the floor"
+            print(line)
         print()
 
 

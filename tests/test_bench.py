@@ -26,7 +26,7 @@ def test_sqlite_journal_benchmark_runs_and_reports_both_durability_modes() -> No
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    for figure in ("MemoryJournal", "commit", "batched"):
+    for figure in ("MemoryJournal", "commit", "batched", "the floor"):
         assert figure in result.stdout, result.stdout
 
 
