@@ -1,10 +1,14 @@
 """The compatibility corpus: journals written by each released version, kept forever.
 
-``python tests/compat/corpus.py`` writes ``tests/compat/v<version>/`` for the installed
-agent-kernel: the journals of the runs below, as JSON lines (``<run>.jsonl``, the
-agent codec's text, one entry a line) and as one SQLite file (``journal.sqlite3``),
-plus ``expected.json`` (what each run's outcome was). ``tests/test_compat.py`` loads
+``python tests/compat/corpus.py [NAME]`` writes ``tests/compat/v<version>/`` (or
+``tests/compat/NAME/``) for the installed agent-kernel: the journals of the runs
+below, as JSON lines (``<run>.jsonl``, the agent codec's text, one entry a line) and
+as one SQLite file (``journal.sqlite3``), plus ``expected.json`` (what each run's
+outcome was). ``tests/test_compat.py`` loads
 every version's files with the current code. Released directories are never edited.
+A journal format that changes between releases gets a corpus of its own when it
+lands, named for the coming release (``v0.2.0.dev-format2``: format 2, before 0.2.0),
+kept the same way: journals written by main between releases resume too.
 
 The runs use every journal entry kind and every patch the kernel folds from a
 journal, a plugin state key, parallel tools, an approval, a tool that suspends its
@@ -210,8 +214,8 @@ async def write(directory: Path) -> None:
 
 
 if __name__ == "__main__":
-    target = HERE / f"v{agent_kernel.__version__}"
+    target = HERE / (sys.argv[1] if len(sys.argv) > 1 else f"v{agent_kernel.__version__}")
     if target.exists():
-        sys.exit(f"{target} exists: a released corpus is never rewritten")
+        sys.exit(f"{target} exists: a corpus is never rewritten")
     trio.run(write, target)
     print(f"wrote {target}")
