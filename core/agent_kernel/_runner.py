@@ -249,9 +249,9 @@ class _Run(Cursor):
         return Context(self.run_id, state, step, self.attempt > 1, self.attempt, phase, self.specs)
 
     async def call_phase(self, hook: PhaseHook, args: tuple[Any, ...]) -> tuple[tuple[Patch, ...], tuple[str, ...]]:
-        """Call a phase hook; return its validated patches and their plugins, in call order."""
-        if not hook:
-            return _NOTHING
+        """Call a phase hook that has implementations (callers check `hook` first, so a
+        context is built only when needed); return its validated patches and their
+        plugins, in call order."""
         results = hook.call_sync(args)
         if not results:
             return _NOTHING
