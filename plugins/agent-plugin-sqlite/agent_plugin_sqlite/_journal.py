@@ -130,6 +130,20 @@ def _serve_batch(journal_ref: weakref.ref[SqliteJournal], ops: queue.SimpleQueue
     return queued[-1] is not None  # the stop mark is always queued last
 
 
+# Connections a forked child inherited: never used (SQLite forbids it) nor closed (closing
+# may checkpoint), only kept from the garbage collector.
+_FORSAKEN: list[sqlite3.Connection] = []
+
+
+def _after_fork_in_child(journal_ref: weakref.ref[SqliteJournal]) -> None:
+    """In a forked child, a journal starts afresh: its writer thread did not survive the
+    fork, and the parent's connections and locks are not the child's to use."""
+    journal = journal_ref()
+    if journal is not None:
+        _FORSAKEN.extend(c for c in (journal._writer, *(c for _, c in journal._pool)) if c is not None)
+        journal._start_afresh()
+
+
 def _call_all(calls: list[Callable[[], object]]) -> None:
     for call in calls:
         call()
@@ -178,6 +192,11 @@ class SqliteJournal:
         self.timeout = float(timeout)
         self._memory = self.path == ":memory:"
         self._codec: Codec | None = None
+        self._start_afresh()
+        os.register_at_fork(after_in_child=partial(_after_fork_in_child, weakref.ref(self)))
+
+    def _start_afresh(self) -> None:
+        """No writer thread, no connection, no lock held: a new journal, or a forked child's copy."""
         # Lock order: _write_lock, then _open_lock, then _pool_lock. _worker_lock stands alone.
         self._write_lock = threading.Lock()  # held by the writer thread while it runs a group commit
         self._open_lock = threading.Lock()

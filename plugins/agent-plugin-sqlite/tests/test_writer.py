@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import threading
+import time
+import warnings
 from functools import partial
 
 import anyio
@@ -145,3 +149,35 @@ def test_many_threads_each_with_its_own_loop_append_to_one_journal(db):
         await journal.aclose()
 
     trio.run(check)
+
+
+def test_a_forked_child_writes_through_a_writer_thread_of_its_own(db):
+    """The parent's writer thread does not survive a fork: the child's first write must not wait for it."""
+    _, journal = codec_agent(db)
+    assert trio.run(journal.claim, "parent") == 1  # the parent's writer thread runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork() with threads running
+        pid = os.fork()
+    if pid == 0:  # the child: exit code 0 once it claimed and appended
+        code = 1
+        try:
+
+            async def child() -> None:
+                attempt = await journal.claim("child")
+                await journal.append("child", attempt, [entry(0)], at=0)
+
+            trio.run(child)
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's first write never returned (it waited for the parent's writer thread)")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert trio.run(journal.load, "child") == [entry(0)]
+    assert trio.run(journal.claim, "parent") == 2  # the parent's writer still works
+    journal.close()
