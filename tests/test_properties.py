@@ -23,7 +23,7 @@ from typing import Any
 
 import anyio
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from agent_kernel import (
@@ -41,6 +41,7 @@ from agent_kernel import (
     patches,
 )
 from agent_kernel import events as ev
+from agent_kernel._cursor import APPROVE, Cursor
 from agent_kernel._fold import resolve_call
 from agent_kernel._log import Log
 from agent_kernel.errors import PatchConflict
@@ -75,6 +76,30 @@ def test_grammar_and_run_end_once_under_asyncio(
 ) -> None:
     run = partial(exercise, script, plugins, faults, concurrent=concurrent, time_scale=0.001)
     check_transcript(run_sync(run, "asyncio"))
+
+
+@given(
+    script=aks.scripts(mid_text=True),
+    plugins=aks.plugin_behaviours(),
+    faults=aks.faults(),
+    concurrent=st.booleans(),
+)
+def test_the_journal_replays_to_where_the_live_run_ended(
+    script: list[Any], plugins: list[Any], faults: aks.Faults, concurrent: bool
+) -> None:
+    """Live runs and resumes share `Cursor.apply`: folding the journal anew gives the
+    state the last invocation ended with, and the same next move."""
+    t = run_sync(partial(exercise, script, plugins, faults, concurrent=concurrent))
+    final = t.outcomes[-1]
+    assume(final is not None)
+    assert final is not None
+    cursor = Cursor(t.run_id, "scripted")
+    cursor.replay(t.entries)
+    assert cursor.state == final.state
+    if final.reason in ("completed", "stopped"):
+        assert cursor.finished and cursor.next_move() == final.reason
+    elif final.reason == "suspended":
+        assert cursor.next_move() == APPROVE and cursor.state.pending == final.pending
 
 
 def test_grammar_property_for_a_plugin_author() -> None:
