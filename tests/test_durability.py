@@ -119,4 +119,4 @@ async def test_a_response_asking_for_an_unknown_tool_is_written_at_once() -> Non
     plugins = [ScriptedModel(turns), FakeTools(add), UseJournal(journal)]
     outcome = await Agent(model="scripted", plugins=plugins, autoload=False).run("go")
     assert outcome.reason == "completed", outcome.error
-    assert [w for w in journal.writes if "Inferred" in w][0][-1] == "Inferred"
+    assert next(w for w in journal.writes if "Inferred" in w)[-1] == "Inferred"
