@@ -19,7 +19,7 @@ from agent_kernel.testing.crash import CRASH_EXIT_CODE
 
 SCENARIO = Path(__file__).with_name("handoff_scenario.py")
 CHILD = "root/1/call_1_1"
-CLEAN_APPENDS = 15  # appends of an uninterrupted run (checked below)
+CLEAN_APPENDS = 12  # appends of an uninterrupted run (checked below; a response rides in its first intent write)
 TURNS = {"parent": 2, "child": 3}
 
 

@@ -27,7 +27,11 @@ def test_the_entry_point_names_the_module():
     assert ep.dist is not None and ep.dist.name == "agent-plugin-sqlite"
     assert ep.load() is agent_plugin_sqlite
     requires = distribution("agent-plugin-sqlite").requires or []
-    assert [r.split(">")[0].split("[")[0].strip() for r in requires if "extra ==" not in r] == ["agent-kernel"]
+    # the kernel, and sniffio (which the kernel's trio brings anyway) for the writer thread to wake tasks
+    assert [r.split(">")[0].split("[")[0].strip() for r in requires if "extra ==" not in r] == [
+        "agent-kernel",
+        "sniffio",
+    ]
 
 
 def test_autoloading_registers_no_journal(monkeypatch):
