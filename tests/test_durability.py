@@ -120,3 +120,32 @@ async def test_a_response_asking_for_an_unknown_tool_is_written_at_once() -> Non
     outcome = await Agent(model="scripted", plugins=plugins, autoload=False).run("go")
     assert outcome.reason == "completed", outcome.error
     assert next(w for w in journal.writes if "Inferred" in w)[-1] == "Inferred"
+
+
+class Reversed:
+    """A sequential strategy starting the step's last call first."""
+
+    concurrent = False
+
+    async def run(self, calls: Sequence[Any], execute: Any) -> None:
+        for call in reversed(calls):
+            await execute(call)
+
+
+class AfterTool(SeesInferredDurable):
+    @hookimpl
+    async def agent_after_tool_execute(self, ctx: Any, call: Any, result: Any) -> None:
+        await self.check(ctx)
+
+
+async def test_a_response_whose_first_started_call_is_unknown_is_written_at_once() -> None:
+    """A sequential strategy may start any call first: an unknown tool's result is no
+    intent write, so the response must not wait for one."""
+    journal = Writes()
+    plugin = AfterTool(journal)
+    turns = [[tool_call("add", a=1, b=2), tool_call("nope", x=1)], text("done")]
+    plugins = [ScriptedModel(turns), FakeTools(add, strategy=Reversed()), UseJournal(journal), plugin]
+    outcome = await Agent(model="scripted", plugins=plugins, autoload=False).run("go")
+    assert outcome.reason == "completed", outcome.error
+    assert plugin.checked == 2
+    assert next(w for w in journal.writes if "Inferred" in w)[-1] == "Inferred"

@@ -545,11 +545,14 @@ class _Run(Cursor):
             await self.flush()  # a paid response is durable as soon as it arrives, not at the next side effect
 
     def _intent_follows(self, response: Response) -> bool:
-        """True when the next write is the intent of the response's first tool call, with
-        no plugin code before it: the response then rides in that write (one durable
-        write, not two; a crash in between is a crash before the response was recorded)."""
+        """True when the next write is the intent of the first tool call the strategy
+        starts, with no plugin code before it: the response then rides in that write (one
+        durable write, not two; a crash in between is a crash before it was recorded).
+        Every call's tool must be known: whichever call a sequential strategy starts
+        first, it journals an intent, not an "Unknown tool" result."""
         calls = response.message.tool_calls
-        return bool(calls) and self.wiring.straight_to_tools and calls[0].name in self.wiring.tools
+        tools = self.wiring.tools
+        return bool(calls) and self.wiring.straight_to_tools and all(call.name in tools for call in calls)
 
     async def _after_failure(
         self, hook: str, what: str, attempt: int, exc: Exception, ctx: Context, model: str = "", **arguments: Any
