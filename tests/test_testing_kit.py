@@ -599,10 +599,13 @@ async def test_scripted_tool_calls_are_encoded_once_per_turn_of_the_script_and_e
     assert first.state.messages == second.state.messages and first.state.usage == second.state.usage
     assert sorted(model._encoded) == [0, 1]
     # the estimate of a turn of two calls reads their arguments as one JSON list
-    assert model._encoded[1] == (
-        ['{"a": 3, "b": 4}', '{"a": 5, "b": 6}'],
-        len('[{"a": 3, "b": 4}, {"a": 5, "b": 6}]') // 4,
-    )
+    calls_made, arguments, estimate, given = model._encoded[1]
+    assert [c.id for c in calls_made] == ["call_2_1", "call_2_2"] and given is None
+    assert arguments == ['{"a": 3, "b": 4}', '{"a": 5, "b": 6}']
+    assert estimate == len('[{"a": 3, "b": 4}, {"a": 5, "b": 6}]') // 4
+    # the calls are made once: the second run's messages hold the first run's ToolCall objects
+    again = [m.tool_calls for m in second.state.messages if m.role == "assistant"][1]
+    assert all(c is d for c, d in zip(again, calls_made, strict=True))
 
     n = iter(range(1, 100))
     made = ScriptedModel(lambda request: tool_call("add", a=next(n), b=0) if len(request.messages) < 6 else text("ok"))

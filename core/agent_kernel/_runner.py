@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
+from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -513,20 +514,26 @@ class _Run(Cursor):
         wiring = self.wiring
         attempt = 0
         await self.flush()
+        wrapped = "agent_wrap_inference" in wiring.implemented
+        deltas = _Deltas(self)
         while True:
             executor, plugin = wiring.executor(request.model)
-            ctx = self.context("before_inference")
             try:
-                managers = wiring.wraps("agent_wrap_inference", ctx=ctx, request=request)
-                async with AsyncExitStack() if managers else _NO_WRAP as stack:
-                    for manager in managers:
-                        await stack.enter_async_context(manager)
-                    response = await executor.infer(request, _Deltas(self))
+                if wrapped:
+                    response = await self._wrapped(
+                        "agent_wrap_inference",
+                        partial(executor.infer, request, deltas),
+                        ctx=self.context("before_inference"),
+                        request=request,
+                    )
+                else:
+                    response = await executor.infer(request, deltas)
                 break
             except HookFailed:
                 raise
             except Exception as exc:
                 attempt += 1
+                ctx = self.context("before_inference")
                 decision = await self._after_failure(
                     "agent_on_inference_error", "inference", attempt, exc, ctx, request.model, request=request
                 )
@@ -553,6 +560,13 @@ class _Run(Cursor):
         calls = response.message.tool_calls
         tools = self.wiring.tools
         return bool(calls) and self.wiring.straight_to_tools and all(call.name in tools for call in calls)
+
+    async def _wrapped(self, hook: str, work: Callable[[], Awaitable[Any]], **arguments: Any) -> Any:
+        """Await `work()` inside the context managers wrap `hook`'s implementations return (outermost first)."""
+        async with AsyncExitStack() as stack:
+            for manager in self.wiring.wraps(hook, **arguments):
+                await stack.enter_async_context(manager)
+            return await work()
 
     async def _after_failure(
         self, hook: str, what: str, attempt: int, exc: Exception, ctx: Context, model: str = "", **arguments: Any
@@ -749,16 +763,19 @@ class _Run(Cursor):
         arguments: Mapping[str, Any],
         decisions: Mapping[str, Decision],
     ) -> ToolResult | ToolSuspended:
-        wiring = self.wiring
+        wrapped = "agent_wrap_tool_call" in self.wiring.implemented
         attempt = 0
         while True:
-            ctx = self.context("before_tool_execute")
             tool_ctx = ToolContext(self.run_id, self.state.step, call.id, attempt + 1, self.state, decisions)
             try:
-                managers = wiring.wraps("agent_wrap_tool_call", ctx=ctx, call=call)
-                async with AsyncExitStack() if managers else _NO_WRAP as stack:
-                    for manager in managers:
-                        await stack.enter_async_context(manager)
+                if wrapped:
+                    result = await self._wrapped(
+                        "agent_wrap_tool_call",
+                        partial(function, arguments, tool_ctx),
+                        ctx=self.context("before_tool_execute"),
+                        call=call,
+                    )
+                else:
                     result = await function(arguments, tool_ctx)
                 if not isinstance(result, ToolResult):
                     return ToolResult(f"Tool {call.name!r} returned {type(result).__name__}, not a ToolResult.", True)
@@ -771,6 +788,7 @@ class _Run(Cursor):
                 raise
             except Exception as exc:
                 attempt += 1
+                ctx = self.context("before_tool_execute")
                 decision = await self._after_failure(
                     "agent_on_tool_error", f"tool:{call.name}", attempt, exc, ctx, call=call
                 )

@@ -67,6 +67,8 @@ def _estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4) if text else 0
 
 
+# a tool-call turn: its calls, their arguments as JSON, its output estimate, the usage it gives
+_Encoded = tuple[tuple[ToolCall, ...], list[str], int, "Usage | None"]
 _COUNTED_MAX = 4096  # assistant messages a ScriptedModel remembers (beyond: counted again once)
 
 
@@ -96,8 +98,8 @@ class ScriptedModel:
         self._failures: dict[tuple[int, int], int] = {}
         # id(assistant message) -> (the message, its turn number, its index, tokens up to it)
         self._counted: dict[int, tuple[Message, int, int, int]] = {}
-        # turn index -> its calls' arguments as JSON and its output estimate (turns of the script)
-        self._encoded: dict[int, tuple[list[str], int]] = {}
+        # turn index -> its tool-call turn, encoded once (turns of the script itself)
+        self._encoded: dict[int, _Encoded] = {}
         if callable(turns):
             self._every = turns
             return
@@ -173,29 +175,28 @@ class ScriptedModel:
                 deltas.text(word if i == 0 else " " + word)
             usage = turn.usage or Usage(input_tokens, _estimate_tokens(turn.content), 1)
             return Response(Message("assistant", turn.content), usage, "end_turn", self.model)
-        calls_spec = (turn,) if isinstance(turn, Call) else tuple(turn)
         encoded = self._encoded.get(index) if scripted else None
         if encoded is None:
-            encoded = self._encode(index, calls_spec)
+            encoded = self._encode(index, (turn,) if isinstance(turn, Call) else tuple(turn))
             if scripted:  # a turn of the script itself is the same every time: encoded once
                 self._encoded[index] = encoded
-        arguments, output_tokens = encoded
-        calls = []
-        for i, spec in enumerate(calls_spec):
-            call_id = f"call_{index + 1}_{i + 1}"
-            deltas.tool_call(i, call_id, spec.name, arguments[i])
-            calls.append(ToolCall(call_id, spec.name, spec.arguments))
-        given = next((c.usage for c in calls_spec if c.usage is not None), None)
+        calls, arguments, output_tokens, given = encoded
+        for i, call in enumerate(calls):
+            deltas.tool_call(i, call.id, call.name, arguments[i])
         usage = given or Usage(input_tokens, output_tokens, 1)
-        return Response(Message("assistant", "", tuple(calls)), usage, "tool_use", self.model)
+        return Response(Message("assistant", "", calls), usage, "tool_use", self.model)
 
     @staticmethod
-    def _encode(index: int, calls: tuple[Any, ...]) -> tuple[list[str], int]:
-        """Each call's arguments as JSON, and the output estimate of the turn."""
-        arguments = []
-        for spec in calls:
+    def _encode(index: int, specs: tuple[Any, ...]) -> _Encoded:
+        """A tool-call turn's calls, their arguments as JSON, the output estimate of the
+        turn and the usage the turn gives (None: estimated)."""
+        calls, arguments = [], []
+        for i, spec in enumerate(specs):
             if not isinstance(spec, Call):
                 raise TypeError(f"scripted turn {index + 1}: expected text(...) or tool_call(...), got {spec!r}")
+            calls.append(ToolCall(f"call_{index + 1}_{i + 1}", spec.name, spec.arguments))
             arguments.append(json.dumps(spec.arguments))
         # the estimate reads the arguments as one JSON list: "[" + ", ".join(...) + "]" is json.dumps of it
-        return arguments, _estimate_tokens("[" + ", ".join(arguments) + "]")
+        estimate = _estimate_tokens("[" + ", ".join(arguments) + "]")
+        given = next((spec.usage for spec in specs if spec.usage is not None), None)
+        return tuple(calls), arguments, estimate, given

@@ -130,12 +130,12 @@ class PrimitiveNode(Node):
             self._fail(value, path, errors)
 
     def unchanged_test(self) -> Callable[[Any], bool]:
-        return self._unchanged
-
-    def _unchanged(self, value: Any) -> bool:
         # Exactly of the kind (not 5 for a number, 5.0 for an integer, True for an
         # integer or a subclass): the strict hook then returns the value itself.
-        return type(value) is self.kind and _is_primitive(value, self.kind)
+        kind = self.kind
+        if kind is float:
+            return lambda value: type(value) is float and math.isfinite(value)
+        return lambda value: type(value) is kind
 
 
 def _is_primitive(value: Any, kind: type) -> bool:
