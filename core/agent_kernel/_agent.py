@@ -277,7 +277,7 @@ class Agent:
             else:  # read-only: claiming would fence out nobody's work for nothing
                 attempt = 0
             model = next((e.model for e in look if isinstance(e, Started)), wiring.model or "")
-            return run, Started(attempt, model, tools=wiring.tool_names)
+            return run, Started(attempt, model, tools=wiring.tool_names, quiet=wiring.quiet)
         if wiring.model is None:
             raise AgentError("no model: pass Agent(model=...)")
         taken = RunExists(f"run id {run_id!r} is already taken; use resume() to continue it")
@@ -290,7 +290,7 @@ class Agent:
         if attempt != 1 and await journal.load(run_id):
             raise taken
         return _Run(self._wiring, run_id, sink), Started(
-            attempt, wiring.model, input, wiring.instructions, wiring.tool_names
+            attempt, wiring.model, input, wiring.instructions, wiring.tool_names, wiring.quiet
         )
 
     def unknown_model(self, model: str) -> str | None:

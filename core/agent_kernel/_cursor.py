@@ -30,7 +30,7 @@ from .journal import (
     ToolDone,
     Waiting,
 )
-from .patches import Suspend
+from .patches import Patch, Suspend
 
 # The moves `Cursor.next_move` returns: what the runner does next.
 COMPLETED = "completed"  # end the invocation: the run is complete
@@ -45,6 +45,34 @@ BEFORE_TOOLS = "before_tools"  # BeforeToolExecute for the calls not yet decided
 APPROVE = "approve"  # ask the approvers about pending requests
 RUN_TOOLS = "run_tools"  # run the calls without a result, AfterToolExecute for those not done
 STEP_END_AFTER_TOOLS = "step_end_after_tools"
+
+
+# Where each kind of entry is written: the moves `Cursor.catch_up` stops at.
+_STEP_END = frozenset({STEP_END, STEP_END_AFTER_TOOLS})
+_WRITTEN_AT: dict[object, frozenset[str]] = {
+    Inferred: frozenset({INFER}),
+    Intended: frozenset({RUN_TOOLS}),
+    ToolDone: frozenset({RUN_TOOLS}),
+    Waiting: frozenset({RUN_TOOLS}),
+    "inference": frozenset({INFER}),  # Retried
+    "tool": frozenset({RUN_TOOLS}),  # Retried
+    "end": frozenset(),  # Ended of a finished run: every quiet phase left is passed
+    "step_start": frozenset({STEP_START}),
+    "before_inference": frozenset({BEFORE_INFERENCE}),
+    "after_inference": frozenset({AFTER_INFERENCE}),
+    "before_tool_execute": frozenset({BEFORE_TOOLS}),
+    "after_tool_execute": frozenset({RUN_TOOLS}),
+    "step_end": _STEP_END,
+}
+# The phase each move passes, for the moves a quiet phase may be passed in.
+_PASSES = {
+    STEP_START: "step_start",
+    BEFORE_INFERENCE: "before_inference",
+    AFTER_INFERENCE: "after_inference",
+    BEFORE_TOOLS: "before_tool_execute",
+    STEP_END: "step_end",
+    STEP_END_AFTER_TOOLS: "step_end",
+}
 
 
 class Cursor:
@@ -66,6 +94,7 @@ class Cursor:
         self.requests_seen: set[str] = set()
         self.offered: set[str] = set()  # tools some invocation of the run had loaded
         self.decided: set[str] = set()
+        self.quiet: frozenset[str] = frozenset()  # the invocation's phases journaled only with patches
         self.ended: str | None = None
         self.ended_error: ErrorInfo | None = None
         self.steps = self.llm_calls = self.tool_calls = self.tool_errors = self.retries = 0
@@ -131,11 +160,14 @@ class Cursor:
                 ) from exc
 
     def apply(self, entry: Entry) -> None:
-        """Fold one journal entry into the state and the cursor (live and replay alike)."""
+        """Fold one journal entry into the state and the cursor (live and replay alike),
+        after the quiet phases the run passed before it wrote `entry` (`catch_up`)."""
         self.position += 1
         kind = type(entry)
+        if self.quiet:
+            self.catch_up(entry)
         if kind is Committed:
-            self._apply_commit(entry)  # type: ignore[arg-type]
+            self._fold_phase(entry.phase, entry.step, entry.patches, entry.sources, entry.call_id)  # type: ignore[attr-defined]
         elif kind is Inferred:
             self.response = entry.response  # type: ignore[attr-defined]
             self.llm_calls += 1
@@ -147,6 +179,8 @@ class Cursor:
         elif kind is ToolDone:
             self.results[entry.call_id] = entry.result  # type: ignore[attr-defined]
             self.tool_errors += entry.result.is_error  # type: ignore[attr-defined]
+            if "after_tool_execute" in self.quiet:  # a call run in turn reaches AfterToolExecute at once
+                self.pass_phase("after_tool_execute", entry.step, entry.call_id)  # type: ignore[attr-defined]
         elif kind is Decided:
             self._apply_decision(entry)  # type: ignore[arg-type]
         elif kind is Waiting:
@@ -160,7 +194,53 @@ class Cursor:
             self.ended_error = entry.error  # type: ignore[attr-defined]
             self.state = replace_state(self.state, status=entry.reason)  # type: ignore[attr-defined]
 
+    # ------------------------------------------------------------------ quiet phases
+
+    def pass_phase(self, phase: str, step: int, call_id: str | None = None) -> None:
+        """Fold a phase that carried no patch and is not journaled (it is in `quiet`)."""
+        self._fold_phase(phase, step, (), (), call_id)
+
+    def catch_up(self, entry: Entry) -> None:
+        """Pass the quiet phases the run passed before it wrote `entry`.
+
+        An invocation omits the entries of its `quiet` phases (those no plugin
+        implements; `Started.quiet`) unless they carry a patch; each is implied by the
+        next entry written, which names where the run had got to. So before an entry,
+        the cursor passes quiet phases until it reaches the move that writes such an
+        entry (`_WRITTEN_AT`). A finished run's `Ended` implies its last `StepEnd`; an
+        `AfterToolExecute` follows its call's `ToolDone` at once (`apply`).
+        """
+        kind = type(entry)
+        if kind is Committed:
+            targets = _WRITTEN_AT.get(entry.phase)  # type: ignore[attr-defined]
+        elif kind is Retried:
+            targets = _WRITTEN_AT["inference" if entry.what == "inference" else "tool"]  # type: ignore[attr-defined]
+        elif kind is Ended:
+            targets = _WRITTEN_AT["end"] if entry.reason in FINISHED else None  # type: ignore[attr-defined]
+        else:
+            targets = _WRITTEN_AT.get(kind)
+        if targets is None:
+            return
+        quiet = self.quiet
+        while True:
+            move = self.next_move()
+            if move in targets:
+                return
+            phase = _PASSES.get(move)
+            if phase not in quiet:
+                return
+            step = self.state.step
+            if move == STEP_START:
+                self.pass_phase(phase, step + 1)
+            elif move == BEFORE_TOOLS:
+                for call in self.calls:
+                    if call.id not in self.plans:
+                        self.pass_phase(phase, step, call.id)
+            else:
+                self.pass_phase(phase, step)
+
     def _apply_start(self, entry: Started) -> None:
+        self.quiet = frozenset(entry.quiet)
         if entry.tools:
             self.offered.update(entry.tools)
         if entry.input is not None:  # the run's first invocation
@@ -172,8 +252,9 @@ class Cursor:
         else:
             self.state = replace_state(self.state, status="running")
 
-    def _apply_commit(self, entry: Committed) -> None:
-        phase = entry.phase
+    def _fold_phase(
+        self, phase: str, step: int, patches: tuple[Patch, ...], sources: tuple[str, ...], call_id: str | None
+    ) -> None:
         state = self.state
         if phase == "step_start":
             self.steps += 1
@@ -181,7 +262,7 @@ class Cursor:
             self.plans, self.results, self.intended, self.done = {}, {}, set(), set()
             if self.waiting:
                 self.waiting, self.forwarded = {}, {}
-            state = replace_state(state, step=entry.step)
+            state = replace_state(state, step=step)
         elif phase == "after_inference":
             response = self.response
             assert response is not None, "after_inference committed without a recorded response"
@@ -194,29 +275,28 @@ class Cursor:
                 tool_choice=None,
             )
         elif phase == "before_tool_execute":
-            call = self.call(entry.call_id)
-            plan = resolve_call(call, entry.patches)
+            call = self.call(call_id)
+            plan = resolve_call(call, patches)
             self.plans[call.id] = plan
             if plan.action in ("block", "provide"):
                 self.results[call.id] = ToolResult(plan.content, plan.is_error)
             elif plan.action == "suspend":
-                self.requests_seen.add(f"{self.run_id}/{entry.step}/{call.id}")
-            patch_list = entry.patches
-            if plan.action != "suspend" and any(isinstance(p, Suspend) for p in patch_list):
-                patch_list = tuple(p for p in patch_list if not isinstance(p, Suspend))  # outvoted
-            self.state = fold(state, patch_list, call=call, sources=entry.sources)
+                self.requests_seen.add(f"{self.run_id}/{step}/{call.id}")
+            if plan.action != "suspend" and any(isinstance(p, Suspend) for p in patches):
+                patches = tuple(p for p in patches if not isinstance(p, Suspend))  # outvoted
+            self.state = fold(state, patches, call=call, sources=sources)
             self.phase = phase
             return
         elif phase == "after_tool_execute":
-            call_id = entry.call_id or ""
+            call_id = call_id or ""
             result = self.results[call_id]
             content = result.content
-            for text in reminders(entry.patches):
+            for text in reminders(patches):
                 content += f"\n\n<system-reminder>{text}</system-reminder>"
             message = Message("tool", content, tool_call_id=call_id, is_error=result.is_error)
             state = replace_state(state, messages=state.messages.append(message))
             self.done.add(call_id)
-        self.state = fold(state, entry.patches)
+        self.state = fold(state, patches)
         if phase not in ("run_start", "run_end"):
             self.phase = phase
 
@@ -260,3 +340,51 @@ class Cursor:
                 return self.call(call_id).name
         request = next((r for r in self.state.pending if r.id == request_id), None)
         return None if request is None else request.call.name
+
+
+class _Expanding(Cursor):
+    """A cursor that writes out the entries it folds, with the quiet phases it passes."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id, "")
+        self.out: list[Entry] = []
+        self.held: Entry | None = None  # the entry being folded, until it is written out
+        self.opening = False  # an invocation started and its RunStart is not written out yet
+
+    def apply(self, entry: Entry) -> None:
+        self.held = entry
+        super().apply(entry)
+        if self.held is not None:
+            self.out.append(entry)
+        if type(entry) is Started:
+            self.opening = True
+
+    def catch_up(self, entry: Entry) -> None:
+        # RunStart follows the invocation's decisions; RunEnd comes last, before Ended
+        kind = type(entry)
+        if self.opening and kind is not Decided:
+            self.opening = False
+            if "run_start" in self.quiet and not (kind is Committed and entry.phase == "run_start"):  # type: ignore[attr-defined]
+                self.out.append(Committed("run_start", self.state.step))
+        super().catch_up(entry)
+        if kind is Ended and "run_end" in self.quiet:
+            self.out.append(Committed("run_end", self.state.step))
+
+    def pass_phase(self, phase: str, step: int, call_id: str | None = None) -> None:
+        if type(self.held) is ToolDone and phase == "after_tool_execute":  # passed after its ToolDone
+            self.out.append(self.held)
+            self.held = None
+        self.out.append(Committed(phase, step, (), (), call_id))
+        super().pass_phase(phase, step, call_id)
+
+
+def expand(run_id: str, entries: Sequence[Entry]) -> list[Entry]:
+    """`entries` with a `Committed` entry (no patches) for each phase passed quietly
+    (`Started.quiet`), where the run passed it: every phase the run went through.
+
+    Raises:
+        JournalCorrupt: an entry does not fold onto the entries before it.
+    """
+    cursor = _Expanding(run_id)
+    cursor.replay(entries)
+    return cursor.out

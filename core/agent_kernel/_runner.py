@@ -63,6 +63,7 @@ from .errors import (
 )
 from .hookspecs import Context, Fallback, Retry
 from .journal import (
+    FINISHED,
     Committed,
     Decided,
     Ended,
@@ -171,6 +172,8 @@ class _Run(Cursor):
         self.event_base = -1
         self.event_n = 0
         self.preview: tuple[RunState | None, Request | None] = (None, None)
+        # quiet phases passed, with the position they were passed at (`close_phase`)
+        self.tail: list[tuple[int, str, int, str | None]] = []
 
     # ------------------------------------------------------------------ committing
 
@@ -301,7 +304,32 @@ class _Run(Cursor):
         `args`, and commit what it returned."""
         hook = self.wiring.phases[phase]
         patch_list, sources = await self.call_phase(hook, (self.context(phase, step), *args)) if hook else _NOTHING
-        self.commit(Committed(phase, self.state.step if step is None else step, patch_list, sources))
+        self.close_phase(phase, self.state.step if step is None else step, patch_list, sources)
+
+    def close_phase(
+        self, phase: str, step: int, patch_list: tuple[Patch, ...], sources: tuple[str, ...], call_id: str | None = None
+    ) -> None:
+        """Commit a phase with its patches; a quiet phase (`Started.quiet`) without any is
+        passed unjournaled (the next entry implies it: `Cursor.catch_up`)."""
+        if patch_list or phase not in self.quiet:
+            self.commit(Committed(phase, step, patch_list, sources, call_id))
+            return
+        tail = self.tail
+        if tail and tail[-1][0] != self.position:
+            tail.clear()  # an entry written since implies those
+        tail.append((self.position, phase, step, call_id))
+        self.pass_phase(phase, step, call_id)
+
+    def _write_tail(self) -> None:
+        """Journal the quiet phases passed since the last entry, before RunEnd: only a
+        finished run's `Ended` implies them, and only when no RunEnd entry comes first."""
+        tail, self.tail = self.tail, []
+        last = self.position
+        for position, phase, step, call_id in tail:
+            if position == last:  # already folded: journaled, not applied again
+                entry: Entry = Committed(phase, step, (), (), call_id)
+                self.buffer.append(self._redacted(entry) if self.redactors else entry)
+                self.position += 1
 
     # ------------------------------------------------------------------ the invocation
 
@@ -386,6 +414,8 @@ class _Run(Cursor):
     async def finish(self, reason: str, error: ErrorInfo | None, started: float) -> Outcome:
         """RunEnd: exactly once per invocation, whatever happened before."""
         with anyio.CancelScope(shield=True):
+            if self.tail and (reason not in FINISHED or "run_end" not in self.quiet) and not self.journal_failed:
+                self._write_tail()
             try:  # the outcome so far is built only for a hook that receives it
                 outcome = self.outcome(reason, error, started) if self.wiring.phases["run_end"] else None
                 await self.run_phase("run_end", outcome)
@@ -477,7 +507,7 @@ class _Run(Cursor):
         if limit is not None and step >= limit and not any(isinstance(p, Stop) for p in patch_list):
             stop = Stop("limit.steps", f"{step} of max_steps={limit} steps are used (Agent(max_steps=...))")
             patch_list, sources = (*patch_list, stop), (*sources, "agent_kernel")
-        self.commit(Committed("step_end", step, patch_list, sources, None))
+        self.close_phase("step_end", step, patch_list, sources)
         self._emit_step_end()
 
     def request(self, model: str | None = None) -> Request:
@@ -613,8 +643,7 @@ class _Run(Cursor):
             for call in todo:
                 await self._execute_then_after(call)
             return
-        concurrent = strategy.concurrent
-        self.concurrent = concurrent
+        concurrent = self.concurrent = self.wiring.concurrent
         try:
             if concurrent:
                 await strategy.run([c for c in todo if c.id not in self.results], self.execute)
@@ -657,8 +686,7 @@ class _Run(Cursor):
         """BeforeToolExecute for the step's calls not decided yet: on one snapshot under a
         concurrent strategy, else one after another until a hook stops the run."""
         calls = [c for c in self.calls if c.id not in self.plans]
-        strategy = self.wiring.strategy
-        if strategy is not None and strategy.concurrent:
+        if self.wiring.concurrent:
             await self.tool_phase_concurrently("before_tool_execute", calls, self._commit_before)
             return
         for call in calls:
@@ -667,7 +695,7 @@ class _Run(Cursor):
                 return
 
     def _commit_before(self, call: ToolCall, patch_list: Sequence[Patch], sources: Sequence[str]) -> None:
-        self.commit(Committed("before_tool_execute", self.state.step, tuple(patch_list), tuple(sources), call.id))
+        self.close_phase("before_tool_execute", self.state.step, tuple(patch_list), tuple(sources), call.id)
         if self.listening and self.plans[call.id].action == "suspend":
             for request in self.state.pending:
                 if request.call.id == call.id:
@@ -690,7 +718,11 @@ class _Run(Cursor):
         self._commit_after(call, *await self.call_tool_phase("after_tool_execute", call))
 
     def _commit_after(self, call: ToolCall, patch_list: Sequence[Patch], sources: Sequence[str]) -> None:
+        # journaled even when quiet: only a call's ToolDone implies its AfterToolExecute
         self.commit(Committed("after_tool_execute", self.state.step, tuple(patch_list), tuple(sources), call.id))
+        self._emit_finished(call)
+
+    def _emit_finished(self, call: ToolCall) -> None:
         if self.listening:
             self.emit(ev.ToolCallFinished, self.state.step, call.id, call.name, self.results[call.id])
 
@@ -703,7 +735,9 @@ class _Run(Cursor):
         if self.state.stop is not None:
             return
         await self.execute(call)
-        if call.id in self.results:  # not when the tool suspended the run
+        if call.id in self.done:  # its ToolDone passed a quiet AfterToolExecute
+            self._emit_finished(call)
+        elif call.id in self.results:  # not when the tool suspended the run
             await self._after(call)
 
     async def execute(self, call: ToolCall) -> None:

@@ -1,4 +1,4 @@
-"""The agent's private cattrs converter and the journal codec (format version 2).
+"""The agent's private cattrs converter and the journal codec (format version 3).
 
 Patches, journal entries, events and decisions are tagged unions keyed by ``type``
 (the class name). `StateKey`s serialise by name; `SetData` values are structured
@@ -22,8 +22,8 @@ from .errors import JournalCorrupt, PluginError
 if TYPE_CHECKING:
     from cattrs import Converter
 
-FORMAT_VERSION = 2  # 2 added `Started.tools`
-READABLE_VERSIONS = frozenset({1, 2})  # version 1 entries load as they are: the fields 2 added have defaults
+FORMAT_VERSION = 3  # 2 added `Started.tools`, 3 `Started.quiet`
+READABLE_VERSIONS = frozenset({1, 2, 3})  # older entries load as they are: the fields added since have defaults
 
 
 def make_converter(state_keys: Mapping[str, StateKey[Any]]) -> Converter:

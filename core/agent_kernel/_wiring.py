@@ -67,6 +67,7 @@ class Wiring:
     tool_names: tuple[str, ...]  # sorted: what `Started.tools` records
     models: ModelRegistrar
     strategy: ToolStrategy | None
+    concurrent: bool  # the strategy runs a step's calls concurrently
     journal: Journal
     state_keys: Mapping[str, StateKey[Any]]
     approvers: tuple[Registered, ...]
@@ -77,6 +78,10 @@ class Wiring:
     # No plugin code runs between a model response and its first tool call's intent:
     # no AfterInference or BeforeToolExecute hook, no observer, a sequential strategy.
     straight_to_tools: bool
+    # The phases no plugin implements, journaled only when they carry a patch (the
+    # kernel's Stop at max_steps): what `Started.quiet` records. AfterToolExecute is
+    # one only under a sequential strategy, where it follows its call's ToolDone at once.
+    quiet: tuple[str, ...]
     log: logging.Logger = _log
     state_types: dict[str, tuple[type, ...] | None] = field(factory=dict)  # `patches.Checking.types`
     _executors: dict[str, tuple[ModelExecutor, str]] = field(factory=dict)
@@ -200,6 +205,7 @@ def wire(
     phases = MappingProxyType({phase: PhaseHook(pm, phase) for phase in PHASES})
     observers = tuple((impl.function, impl.plugin_name) for impl in reversed(hook.agent_on_event.get_hookimpls()))
     strategy = chosen.item if chosen else None
+    concurrent = strategy is not None and strategy.concurrent
     return Wiring(
         pm=pm,
         model=model,
@@ -213,6 +219,7 @@ def wire(
         tool_names=tuple(sorted(tools.tools)),
         models=models,
         strategy=strategy,
+        concurrent=concurrent,
         journal=journal,
         state_keys=state_keys,
         approvers=tuple(runtime.approvers),
@@ -224,10 +231,8 @@ def wire(
             for name, caller in vars(hook).items()
             if isinstance(caller, pluggy.HookCaller) and caller.get_hookimpls()
         ),
-        straight_to_tools=not (
-            phases["after_inference"]
-            or phases["before_tool_execute"]
-            or observers
-            or (strategy is not None and strategy.concurrent)
+        straight_to_tools=not (phases["after_inference"] or phases["before_tool_execute"] or observers or concurrent),
+        quiet=tuple(
+            phase for phase in PHASES if not phases[phase] and not (phase == "after_tool_execute" and concurrent)
         ),
     )

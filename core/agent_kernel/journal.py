@@ -42,6 +42,7 @@ __all__ = [
     "ToolDone",
     "Waiting",
     "check_append",
+    "expand",
 ]
 
 
@@ -66,6 +67,9 @@ class Started(Entry):
 
     `tools` names the tools the invoking agent had loaded (None in journals of format
     version 1), so a resume can tell a tool missing *here* from one the model made up.
+    `quiet` names the phases no plugin of the invoking agent implements (format 3;
+    empty in older journals): this invocation journals them only when they carry a
+    patch, and each one it passed is implied by the next entry (`expand` writes them out).
     """
 
     attempt: int
@@ -73,6 +77,7 @@ class Started(Entry):
     input: str | None = None
     instructions: str | None = None
     tools: tuple[str, ...] | None = None
+    quiet: tuple[str, ...] = ()
 
 
 @frozen
@@ -258,6 +263,21 @@ class Journal(Protocol):
 
     async def runs(self) -> list[str]:
         """Ids of all journaled runs, oldest first."""
+
+
+def expand(run_id: str, entries: Sequence[Entry]) -> list[Entry]:
+    """A run's `entries` with a `Committed` entry, without patches, for each phase an
+    invocation passed quietly (`Started.quiet`), where it passed it: every phase the
+    run went through, as journals of format 2 recorded them. For readers that walk a
+    run phase by phase (timelines, forks at a step). Approval request ids are made
+    from `run_id`, so it must be the run's own.
+
+    Raises:
+        JournalCorrupt: an entry does not fold onto the entries before it (naming `run_id`).
+    """
+    from ._cursor import expand as _expand
+
+    return _expand(run_id, entries)
 
 
 def check_append(run_id: str, attempt: int, latest: int, at: int, length: int) -> None:
