@@ -51,7 +51,7 @@ def test_the_demo_runs_pauses_crashes_resumes_and_sums_up() -> None:
         "── RunEnd: completed",
         "What the kernel did",
         "invocations: 3",
-        "phases committed: run_start ×3, step_start ×4",
+        "phases passed:    run_start ×3, step_start ×4",
         "plugin patches:   Suspend ×1",
         "model requests:   4 for 4 recorded turns",
         "tool runs:        get_weather ×1, convert ×1, book_hotel ×1, local_events ×2",

@@ -26,7 +26,7 @@ import anyio
 from agent_kernel import Agent, Approve, ToolCall, hookimpl, patches
 from agent_kernel import events as ev
 from agent_kernel.console import Console, EventPrinter
-from agent_kernel.journal import Committed, Entry, Intended, ToolDone
+from agent_kernel.journal import Committed, Entry, Intended, ToolDone, expand
 from agent_kernel.testing import ScriptedModel, text, tool_call
 from agent_kernel.testing.crash import CRASH_EXIT_CODE, CrashInTool
 
@@ -208,14 +208,15 @@ async def _third_part(workdir: Path) -> tuple[int, list[Entry]]:
 def _summary(workdir: Path, entries: list[Entry]) -> None:
     kinds = Counter(type(e).__name__ for e in entries)
     committed = [e for e in entries if isinstance(e, Committed)]
-    phases = Counter(e.phase for e in committed)
+    phases = Counter(e.phase for e in expand(RUN_ID, entries) if isinstance(e, Committed))
     patch_kinds = Counter(type(p).__name__ for e in committed for p in e.patches)
     ledger = Counter((workdir / "ledger.txt").read_text().splitlines())
     tool_results = sum(isinstance(e, ToolDone) for e in entries)
     _say("\nWhat the kernel did", "bold")
     _say(f"   invocations: {kinds['Started']} (run, resume after approval, resume after the crash) in 2 processes")
-    _say(f"   phases committed: {_counts(phases)}")
-    _say("   (run_end ×2 for 3 invocations: the crashed process never reached RunEnd)", "dim")
+    _say(f"   phases passed:    {_counts(phases)}")
+    _say(f"   ({len(committed)} journaled; the next entry implies a phase no plugin implements and no patch", "dim")
+    _say("   came from. run_end ×2 for 3 invocations: the crashed process never reached RunEnd)", "dim")
     _say(f"   plugin patches:   {_counts(patch_kinds)} (the policy plugin's; the kernel's own changes are entries)")
     _say(f"   journal entries:  {len(entries)} ({_counts(kinds)})")
     _say(f"   model requests:   {ledger['model']} for {kinds['Inferred']} recorded turns: no turn was asked twice")
