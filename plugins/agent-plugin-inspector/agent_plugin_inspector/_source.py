@@ -115,7 +115,7 @@ class RawEntry:
 
 @frozen
 class StepIndex:
-    """Where each step starts in a run's journal: ``starts[i]`` is the entry seq of step ``i + 1``'s StepStart."""
+    """Where each step starts in a run's journal: ``starts[i]`` is the seq of step ``i + 1``'s first entry."""
 
     starts: tuple[int, ...]
     length: int
@@ -466,9 +466,14 @@ class SqliteSource:
         def op(conn: sqlite3.Connection) -> StepIndex:
             length = conn.execute("SELECT length FROM runs WHERE id = ?", (run_id,)).fetchone()
             starts: dict[int, int] = {}
+            # a step starts at its first entry: its StepStart, or (a quiet StepStart is not
+            # journaled) whatever comes first; RunStart and RunEnd carry the step they are in
             for seq, step in conn.execute(
-                "SELECT seq, json_extract(data, '$.step') FROM entries WHERE run_id = ? AND kind = 'Committed'"
-                " AND data LIKE '%\"step_start\"%' AND json_extract(data, '$.phase') = 'step_start' ORDER BY seq",
+                "SELECT seq, json_extract(data, '$.step') FROM entries WHERE run_id = ?"
+                " AND kind IN ('Committed', 'Inferred', 'Intended', 'ToolDone', 'Waiting')"
+                " AND json_extract(data, '$.step') > 0"
+                " AND NOT (kind = 'Committed' AND json_extract(data, '$.phase') IN ('run_start', 'run_end'))"
+                " ORDER BY seq",
                 (run_id,),
             ):
                 starts.setdefault(int(step), seq)  # a resumed step keeps its first start

@@ -79,7 +79,10 @@ def rows(entries: Sequence[RawEntry], *, known_calls: dict[str, str] | None = No
 def _rows(entry: RawEntry, names: dict[str, str], step: int) -> Iterable[Row]:
     d, seq, a = entry.data, entry.seq, entry.attempt
     kind = entry.kind
+    previous = step
     step = int(d.get("step", step) or 0) if "step" in d else step
+    if step > previous and not (kind == "Committed" and d.get("phase") in ("step_start", "run_start", "run_end")):
+        yield Row(seq, step, "step", f"Step {step}", attempt=a)  # its StepStart was quiet: not journaled
     if kind == "Started":
         resumed = int(d.get("attempt", 1)) > 1
         title = f"{'resumed' if resumed else 'started'} · attempt {d.get('attempt')} · model {d.get('model', '')}"

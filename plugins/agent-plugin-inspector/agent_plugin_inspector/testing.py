@@ -126,7 +126,8 @@ async def check_source(journal: object, source: Source) -> None:
     lo, hi = index.seq_range(2, 3)
     middle = await source.entries("check-count", lo=lo, hi=hi)
     assert {e.data.get("step") for e in middle} == {2, 3}, "seq_range(2, 3) must hold steps 2 and 3 only"
-    assert middle[0].kind == "Committed" and middle[0].data["phase"] == "step_start", middle[0]
+    # the range starts at step 2's first entry: the one before it is step 1's
+    assert middle[0].data["step"] == 2 and everything[lo - 1].data.get("step") == 1, (everything[lo - 1], middle[0])
     assert await source.entries("no-such-run") == []
     assert await source.run("no-such-run") is None
 

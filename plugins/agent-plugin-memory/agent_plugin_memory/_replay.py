@@ -13,7 +13,7 @@ import attrs
 
 from agent_kernel import Agent, Context, RunState, RuntimeRegistrar, hookimpl, patches
 from agent_kernel.errors import AgentError, UnknownRun
-from agent_kernel.journal import Codec, Committed, Decided, Ended, Entry, Journal, Started
+from agent_kernel.journal import Codec, Committed, Decided, Ended, Entry, Journal, Started, expand
 
 __all__ = ["ForkError", "fork_run", "replay", "replay_entries"]
 
@@ -103,7 +103,7 @@ async def replay(journal: Journal, run_id: str) -> RunState:
 
 
 def committed_steps(entries: Sequence[Entry]) -> list[int]:
-    """The steps whose StepEnd is committed in `entries`, in order."""
+    """The steps whose StepEnd is committed in `entries` (written out by `expand`), in order."""
     return [e.step for e in entries if isinstance(e, Committed) and e.phase == "step_end"]
 
 
@@ -118,6 +118,8 @@ def fork_prefix(entries: Sequence[Entry], at_step: int, source: str, new_run_id:
     """
     if isinstance(at_step, bool) or not isinstance(at_step, int) or at_step < 0:
         raise ForkError(f"at_step must be an int >= 0, got {at_step!r}")
+    # every phase written out, none quiet: the prefix may end at a phase the run did not journal
+    entries = [attrs.evolve(e, quiet=()) if isinstance(e, Started) else e for e in expand(source, entries)]
     end = None
     for i, entry in enumerate(entries):
         if isinstance(entry, Committed) and (
