@@ -1,11 +1,13 @@
 """`Cursor`: where a run is, and what it does next. No I/O, no plugin calls.
 
-Everything that changes a run is a journal entry. `Cursor.apply` folds one entry into
-the state and the position (phase, the step's response, calls, plans, results); a live
-run applies each entry as it commits it, and a resume replays the loaded entries
-through the very same `apply`. So a resumed run is, by construction, where the
-crashed one was. `Cursor.next_move` is the decision: a pure function of the cursor
-naming the next thing the runner must do.
+Everything that changes a run is a journal entry, or a quiet phase (one no plugin
+implements, passed without a patch: `pass_phase`) that the next entry implies.
+`Cursor.fold_entry` folds one entry into the state and the position (phase, the step's
+response, calls, plans, results); a live run folds each entry as it commits it, and
+a resume replays the loaded entries through the very same `fold_entry`, passing the
+quiet phases each one implies first (`catch_up`). So a resumed run is, by
+construction, where the crashed one was. `Cursor.next_move` is the decision: a pure
+function of the cursor naming the next thing the runner must do.
 """
 
 from __future__ import annotations
@@ -160,12 +162,18 @@ class Cursor:
                 ) from exc
 
     def apply(self, entry: Entry) -> None:
-        """Fold one journal entry into the state and the cursor (live and replay alike),
-        after the quiet phases the run passed before it wrote `entry` (`catch_up`)."""
-        self.position += 1
-        kind = type(entry)
+        """Fold one recorded entry: first the quiet phases the run passed before it wrote
+        `entry` (`catch_up`), then the entry itself (`fold_entry`)."""
         if self.quiet:
             self.catch_up(entry)
+        self.fold_entry(entry)
+
+    def fold_entry(self, entry: Entry) -> None:
+        """Fold one journal entry into the state and the cursor: what a live run does with
+        each entry it commits (it passes its quiet phases as it goes) and a replay with
+        each entry it reads, once caught up."""
+        self.position += 1
+        kind = type(entry)
         if kind is Committed:
             self._fold_phase(entry.phase, entry.step, entry.patches, entry.sources, entry.call_id)  # type: ignore[attr-defined]
         elif kind is Inferred:
@@ -284,7 +292,7 @@ class Cursor:
                 self.requests_seen.add(f"{self.run_id}/{step}/{call.id}")
             if plan.action != "suspend" and any(isinstance(p, Suspend) for p in patches):
                 patches = tuple(p for p in patches if not isinstance(p, Suspend))  # outvoted
-            self.state = fold(state, patches, call=call, sources=sources)
+            self.state = fold(state, patches, call=call, sources=sources) if patches else state
             self.phase = phase
             return
         elif phase == "after_tool_execute":
@@ -296,7 +304,7 @@ class Cursor:
             message = Message("tool", content, tool_call_id=call_id, is_error=result.is_error)
             state = replace_state(state, messages=state.messages.append(message))
             self.done.add(call_id)
-        self.state = fold(state, patches)
+        self.state = fold(state, patches) if patches else state
         if phase not in ("run_start", "run_end"):
             self.phase = phase
 

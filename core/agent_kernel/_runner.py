@@ -187,7 +187,7 @@ class _Run(Cursor):
         if self.redactors and not redacted:
             entry = self._redacted(entry)
         self.buffer.append(entry)
-        self.apply(entry)
+        self.fold_entry(entry)
 
     async def flush(self) -> None:
         """Write buffered entries to the journal (before any side effect).
@@ -302,9 +302,13 @@ class _Run(Cursor):
     async def run_phase(self, phase: str, *args: Any, step: int | None = None) -> None:
         """Call `phase`'s hook with a context (built only if a plugin implements it) and
         `args`, and commit what it returned."""
+        step = self.state.step if step is None else step
+        if phase in self.quiet:  # no plugin implements it
+            self.close_phase(phase, step, *_NOTHING)
+            return
         hook = self.wiring.phases[phase]
         patch_list, sources = await self.call_phase(hook, (self.context(phase, step), *args)) if hook else _NOTHING
-        self.close_phase(phase, self.state.step if step is None else step, patch_list, sources)
+        self.close_phase(phase, step, patch_list, sources)
 
     def close_phase(
         self, phase: str, step: int, patch_list: tuple[Patch, ...], sources: tuple[str, ...], call_id: str | None = None
