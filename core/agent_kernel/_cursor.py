@@ -299,8 +299,9 @@ class Cursor:
             call_id = call_id or ""
             result = self.results[call_id]
             content = result.content
-            for text in reminders(patches):
-                content += f"\n\n<system-reminder>{text}</system-reminder>"
+            if patches:
+                for text in reminders(patches):
+                    content += f"\n\n<system-reminder>{text}</system-reminder>"
             message = Message("tool", content, tool_call_id=call_id, is_error=result.is_error)
             state = replace_state(state, messages=state.messages.append(message))
             self.done.add(call_id)

@@ -322,7 +322,7 @@ class _Run(Cursor):
         if tail and tail[-1][0] != self.position:
             tail.clear()  # an entry written since implies those
         tail.append((self.position, phase, step, call_id))
-        self.pass_phase(phase, step, call_id)
+        self._fold_phase(phase, step, (), (), call_id)
 
     def _write_tail(self) -> None:
         """Journal the quiet phases passed since the last entry, before RunEnd: only a
@@ -592,8 +592,10 @@ class _Run(Cursor):
         Every call's tool must be known: whichever call a sequential strategy starts
         first, it journals an intent, not an "Unknown tool" result."""
         calls = response.message.tool_calls
+        if not (calls and self.wiring.straight_to_tools):
+            return False
         tools = self.wiring.tools
-        return bool(calls) and self.wiring.straight_to_tools and all(call.name in tools for call in calls)
+        return all(call.name in tools for call in calls)
 
     async def _wrapped(self, hook: str, work: Callable[[], Awaitable[Any]], **arguments: Any) -> Any:
         """Await `work()` inside the context managers wrap `hook`'s implementations return (outermost first)."""
@@ -690,6 +692,10 @@ class _Run(Cursor):
         """BeforeToolExecute for the step's calls not decided yet: on one snapshot under a
         concurrent strategy, else one after another until a hook stops the run."""
         calls = [c for c in self.calls if c.id not in self.plans]
+        if "before_tool_execute" in self.quiet:  # no plugin implements it: every call runs as asked
+            for call in calls:
+                self.close_phase("before_tool_execute", self.state.step, *_NOTHING, call.id)
+            return
         if self.wiring.concurrent:
             await self.tool_phase_concurrently("before_tool_execute", calls, self._commit_before)
             return

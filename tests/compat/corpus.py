@@ -7,8 +7,9 @@ as one SQLite file (``journal.sqlite3``), plus ``expected.json`` (what each run'
 outcome was). ``tests/test_compat.py`` loads
 every version's files with the current code. Released directories are never edited.
 A journal format that changes between releases gets a corpus of its own when it
-lands, named for the coming release (``v0.2.0.dev-format2``: format 2, before 0.2.0),
-kept the same way: journals written by main between releases resume too.
+lands, named for the coming release (``v0.2.0.dev-format2``: format 2, before 0.2.0;
+``v0.2.0.dev-format3``: format 3, where phases no plugin implements are quiet), kept
+the same way: journals written by main between releases resume too.
 
 The runs use every journal entry kind and every patch the kernel folds from a
 journal, a plugin state key, parallel tools, an approval, a tool that suspends its
