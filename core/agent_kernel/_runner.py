@@ -504,8 +504,11 @@ class _Run(Cursor):
         The kernel's Stop joins the phase's patches (source ``agent_kernel``), so it is
         journaled with them and a resume sees the same end.
         """
-        hook = self.wiring.phases["step_end"]
-        patch_list, sources = await self.call_phase(hook, (self.context("step_end"),)) if hook else _NOTHING
+        if "step_end" in self.quiet:
+            patch_list, sources = _NOTHING
+        else:
+            hook = self.wiring.phases["step_end"]
+            patch_list, sources = await self.call_phase(hook, (self.context("step_end"),)) if hook else _NOTHING
         limit = self.wiring.max_steps
         step = self.state.step
         if limit is not None and step >= limit and not any(isinstance(p, Stop) for p in patch_list):
@@ -517,7 +520,7 @@ class _Run(Cursor):
     def request(self, model: str | None = None) -> Request:
         state = self.state
         messages: Sequence[Message] = state.messages
-        head: tuple[Message, ...] = tuple(Message("system", text) for text in state.context)
+        head: tuple[Message, ...] = tuple(Message("system", text) for text in state.context) if state.context else ()
         if state.window_start:
             lead = 0
             while lead < len(messages) and messages[lead].role == "system":

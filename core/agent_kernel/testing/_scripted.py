@@ -138,31 +138,32 @@ class ScriptedModel:
         """The assistant messages in `messages` and their estimated input tokens.
 
         Scans back only to the last assistant message seen before at the same index,
-        so the cost stays flat in the length of the conversation. Only assistant
-        messages are remembered (by identity): the model made each of them, whereas
-        other messages may be one constant object appended again and again.
+        so the cost stays flat in the length of the conversation; the newest one
+        scanned is remembered with the totals up to it. Only assistant messages are
+        remembered (by identity): the model made each of them, whereas other messages
+        may be one constant object appended again and again.
         """
         counted = self._counted
         turns = tokens = 0
-        newer: list[Message] = []  # the messages after the last one remembered, newest first
+        newest: tuple[Message, int, int] | None = None  # the newest assistant message, its index, tokens after it
         i = len(messages)
         for message in reversed(messages):
             i -= 1
             if message.role == "assistant":
                 memo = counted.get(id(message))
                 if memo is not None and memo[0] is message and memo[2] == i:
-                    turns, tokens = memo[1], memo[3]
+                    turns += memo[1]
+                    tokens += memo[3]
                     break
-            newer.append(message)
-        if len(counted) > _COUNTED_MAX:  # bounded: a long-lived model serving many runs
-            counted.clear()
-        index = len(messages) - len(newer)
-        for message in reversed(newer):
-            tokens += _estimate_tokens(message.content)
-            if message.role == "assistant":
+                if newest is None:
+                    newest = (message, i, tokens)
                 turns += 1
-                counted[id(message)] = (message, turns, index, tokens)
-            index += 1
+            tokens += _estimate_tokens(message.content)
+        if newest is not None:
+            if len(counted) > _COUNTED_MAX:  # bounded: a long-lived model serving many runs
+                counted.clear()
+            message, index, after = newest
+            counted[id(message)] = (message, turns, index, tokens - after)
         return turns, tokens
 
     def _respond(self, index: int, turn: Any, input_tokens: int, deltas: Deltas, *, scripted: bool = False) -> Response:
