@@ -88,7 +88,7 @@ async def test_inspect_reports_runs_threads_and_entries(db, capsys):
     assert len(lines) == run["entries"]
     assert [line["seq"] for line in lines] == list(range(len(lines)))
     assert lines[0]["kind"] == "Started" and lines[0]["entry"]["input"] == "compute"
-    assert lines[-1]["entry"] == {"type": "Ended", "reason": "suspended", "error": None, "v": 2}
+    assert lines[-1]["entry"] == {"type": "Ended", "reason": "suspended", "error": None, "v": 3}
     assert db.read_bytes() == before  # read-only
 
 
