@@ -108,3 +108,22 @@ def test_pending_requests_follow_suspensions_and_decisions() -> None:
         )
     )
     assert [p.id for p in pending_requests("r", 0.0, waiting)] == ["r/2/c9"]
+
+
+def test_a_step_whose_step_start_was_quiet_gets_its_heading() -> None:
+    """Journal format 3 omits phases no plugin implements: a step may begin with its
+    `Inferred` entry, and the timeline still heads it (once)."""
+    response = {"message": {"role": "assistant", "content": "hi", "tool_calls": []}, "usage": {}}
+    quiet = _entries(
+        ("Started", {"attempt": 1, "model": "m", "input": "hello", "quiet": ["run_start", "step_start"]}),
+        ("Inferred", {"step": 1, "response": {**response, "stop_reason": "tool_use"}}),
+        ("ToolDone", {"step": 1, "call_id": "c1", "result": {"content": "ok", "is_error": False}}),
+        ("Committed", {"phase": "run_end", "step": 1, "patches": [], "sources": []}),
+        ("Inferred", {"step": 2, "response": {**response, "stop_reason": "end_turn"}}),
+        ("Ended", {"reason": "completed", "error": None}),
+    )
+    found = rows(quiet)
+    assert [(r.title, r.step) for r in found if r.kind == "step"] == [("Step 1", 1), ("Step 2", 2)]
+    assert next(i for i, r in enumerate(found) if r.kind == "step" and r.step == 2) == next(
+        i for i, r in enumerate(found) if r.seq == 4
+    ), "the heading comes before the step's first entry"
