@@ -644,7 +644,7 @@ class SqliteJournal:
         conn: sqlite3.Connection,
     ) -> None:
         found = conn.execute("SELECT attempt, length, meta FROM runs WHERE id = ?", (run_id,)).fetchone()
-        latest, length, meta = found if found is not None else (0, 0, None)
+        latest, length, meta = found if found is not None else (0, 0, "{}")  # never claimed: refused below
         check_append(run_id, attempt, latest, at, length)
         if not rows:
             return
