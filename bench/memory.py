@@ -22,6 +22,8 @@ from agent_kernel import Agent, Message, Request, Response, Usage, hookimpl
 
 
 class Echo:
+    """The smallest model: answers "hi", keeps nothing (unlike ScriptedModel.requests)."""
+
     name = "echo"
 
     @hookimpl

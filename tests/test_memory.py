@@ -3,32 +3,22 @@ and the last `keep` finished ones, so 100,000 sequential runs on one `Agent` sta
 
 from __future__ import annotations
 
-from typing import Any
+import importlib.util
+from pathlib import Path
 
 import pytest
 
-from agent_kernel import Agent, Message, Request, Response, Usage, hookimpl
+from agent_kernel import Agent
 from agent_kernel.journal import MemoryJournal
 from agent_kernel.testing import ScriptedModel, text
 from agent_kernel.testing.crash import UseJournal
 
-
-class Echo:
-    """The smallest model: answers "hi", keeps nothing (unlike ScriptedModel.requests)."""
-
-    name = "echo"
-
-    @hookimpl
-    def agent_register_models(self, models: Any) -> None:
-        models.add("echo", self)
-
-    async def infer(self, request: Request, deltas: Any) -> Response:
-        return Response(Message("assistant", "hi"), Usage(1, 1), "stop", "echo")
-
-
-def resident_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 2**20
+# bench/memory.py's own model and measure: this test asserts the curve it prints
+_spec = importlib.util.spec_from_file_location("bench_memory", Path(__file__).parents[1] / "bench" / "memory.py")
+assert _spec is not None and _spec.loader is not None
+bench_memory = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_memory)
+Echo, resident_mib = bench_memory.Echo, bench_memory.resident_mib
 
 
 async def test_100000_sequential_runs_on_one_agent_keep_memory_flat() -> None:
