@@ -166,3 +166,37 @@ def test_a_step_without_hooks_journals_its_response_intent_and_result_only() -> 
         ]
 
     run_sync(scenario)
+
+
+def test_a_resume_with_hooks_never_runs_a_phase_the_quiet_invocation_passed() -> None:
+    """The first invocation has no phase hooks and fails at its second model call; it
+    journals the quiet phases it passed last (StepEnd 1, StepStart 2, BeforeInference 2).
+    A resume by an agent implementing every phase starts at the model call: its hooks
+    see only the phases still to come."""
+    seen: list[tuple[str, int]] = []
+
+    class Recorder:
+        def _note(self, ctx: Any) -> None:
+            seen.append((ctx.phase, ctx.step))
+
+    for phase in PHASES:
+        setattr(Recorder, f"agent_{phase}", hookimpl(lambda self, ctx, **kwargs: self._note(ctx)))
+
+    async def scenario() -> None:
+        script = [tool_call("add", a=1, b=2), fault("down", retryable=False), text("3")]
+        model = ScriptedModel(script)
+        quiet = Agent(model="scripted", plugins=[model, FakeTools(_add)], autoload=False)
+        first = await quiet.run("go", run_id="r")
+        assert first.reason == "error", first
+        entries = await quiet.journal.load("r")
+        tail = [(e.phase, e.step) for e in entries if type(e) is Committed]
+        assert tail == [("step_end", 1), ("step_start", 2), ("before_inference", 2)], tail
+        hooked = Agent(model="scripted", plugins=[model, FakeTools(_add), Recorder()], autoload=False)
+        await hooked.journal.claim("r")
+        await hooked.journal.append("r", 1, entries, at=0)
+        done = await hooked.resume("r")
+        assert (done.reason, done.output, done.stats.steps) == ("completed", "3", 2)
+        assert seen == [("run_start", 2), ("after_inference", 2), ("step_end", 2), ("run_end", 2)], seen
+        assert done.state == hooked.fold("r", await hooked.journal.load("r"))
+
+    run_sync(scenario)
