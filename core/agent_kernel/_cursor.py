@@ -78,7 +78,7 @@ _PASSES = {
 
 
 class Cursor:
-    """A run's state and position, changed only by `apply`."""
+    """A run's state and position, changed only by `fold_entry` and `pass_phase`."""
 
     def __init__(self, run_id: str, model: str) -> None:
         self.run_id = run_id

@@ -253,9 +253,9 @@ class _Run(Cursor):
         return Context(self.run_id, state, step, self.attempt > 1, self.attempt, phase, self.specs)
 
     async def call_phase(self, hook: PhaseHook, args: tuple[Any, ...]) -> tuple[tuple[Patch, ...], tuple[str, ...]]:
-        """Call a phase hook that has implementations (callers check `hook` first, so a
-        context is built only when needed); return its validated patches and their
-        plugins, in call order."""
+        """Call a phase hook that has implementations (callers skip quiet phases and empty
+        hooks first, so a context is built only when needed); return its validated
+        patches and their plugins, in call order."""
         results = hook.call_sync(args)
         if not results:
             return _NOTHING
@@ -300,15 +300,14 @@ class _Run(Cursor):
         return out
 
     async def run_phase(self, phase: str, *args: Any, step: int | None = None) -> None:
-        """Call `phase`'s hook with a context (built only if a plugin implements it) and
-        `args`, and commit what it returned."""
+        """Call `phase`'s hook with a context and `args`, and commit what it returned; a
+        quiet phase (no plugin implements it) is passed without either."""
         step = self.state.step if step is None else step
-        if phase in self.quiet:  # no plugin implements it
+        if phase in self.quiet:
             self.close_phase(phase, step, *_NOTHING)
             return
         hook = self.wiring.phases[phase]
-        patch_list, sources = await self.call_phase(hook, (self.context(phase, step), *args)) if hook else _NOTHING
-        self.close_phase(phase, step, patch_list, sources)
+        self.close_phase(phase, step, *await self.call_phase(hook, (self.context(phase, step), *args)))
 
     def close_phase(
         self, phase: str, step: int, patch_list: tuple[Patch, ...], sources: tuple[str, ...], call_id: str | None = None
@@ -507,8 +506,7 @@ class _Run(Cursor):
         if "step_end" in self.quiet:
             patch_list, sources = _NOTHING
         else:
-            hook = self.wiring.phases["step_end"]
-            patch_list, sources = await self.call_phase(hook, (self.context("step_end"),)) if hook else _NOTHING
+            patch_list, sources = await self.call_phase(self.wiring.phases["step_end"], (self.context("step_end"),))
         limit = self.wiring.max_steps
         step = self.state.step
         if limit is not None and step >= limit and not any(isinstance(p, Stop) for p in patch_list):
